@@ -1,0 +1,58 @@
+"""`miro-sync`: one command, one subcommand per service.
+
+Each service module exposes ``add_arguments(parser)`` and ``run(args) -> int``; modules are
+imported only when their subcommand runs, so `miro-sync watch` never loads Flask or Pillow.
+Configuration problems end the process with one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from shared.settings import SettingsError
+
+COMMANDS = {
+    "watch": ("services.watcher.main", "watch the folder and queue new images"),
+    "worker": ("services.worker.main", "upload queued images to Miro (an RQ worker)"),
+    "serve": ("services.image_server.main", "serve images by signed URL (gunicorn)"),
+    "sandbox": ("services.sandbox.main", "run the local Miro API and ngrok agent stand-ins"),
+    "up": ("services.up", "run the whole stack as local processes"),
+    "doctor": ("services.doctor", "check settings, Redis, folder, token, board and tunnel"),
+    "dashboard": ("services.dashboard", "run rq-dashboard on the project's queue (JSON serializer)"),
+}
+
+
+def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, object | None]:
+    parser = argparse.ArgumentParser(prog="miro-sync", description="Sync a folder of images onto a Miro board.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    chosen = None
+    for name, (module_name, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        # Only the chosen command's module is imported (and can add its options).
+        if argv and argv[0] == name:
+            chosen = importlib.import_module(module_name)
+            chosen.add_arguments(p)
+            p.set_defaults(_module=chosen)
+    return parser, chosen
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser, _ = build_parser(argv)
+    args = parser.parse_args(argv)
+    if not getattr(args, "_module", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._module.run(args) or 0)
+    except SettingsError as exc:
+        print(f"miro-sync {args.command}: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Every Redis key the project uses, in one place. All live under ``miro-sync:``.
+
+Keys that describe a board's state carry the board id, so one Redis can serve several boards.
+"""
+
+from __future__ import annotations
+
+PREFIX = "miro-sync"
+
+
+def _board(board_id: str) -> str:
+    return f"{PREFIX}:board:{board_id}"
+
+
+def ledger_paths(board_id: str) -> str:
+    """Hash: relative path -> JSON {size, mtime_ns, sha256}. A path is synced when present."""
+    return f"{_board(board_id)}:paths"
+
+
+def ledger_content(board_id: str) -> str:
+    """Hash: sha256 -> JSON {item_id, route, delivery, slot, path, at}: what is on the board."""
+    return f"{_board(board_id)}:content"
+
+
+def intent(board_id: str, sha256: str) -> str:
+    """String: JSON {slot, title, at} written before a create call, removed after the ledger write."""
+    return f"{_board(board_id)}:intent:{sha256}"
+
+
+def slots(board_id: str) -> str:
+    """Hash: sha256 -> slot number reserved for that content (kept across retries)."""
+    return f"{_board(board_id)}:slots"
+
+
+def next_slot(board_id: str) -> str:
+    """Counter: the next free grid slot."""
+    return f"{_board(board_id)}:next-slot"
+
+
+def content_lock(board_id: str, sha256: str) -> str:
+    """Short-lived lock so two workers never upload the same bytes at once."""
+    return f"{_board(board_id)}:lock:{sha256}"
+
+
+def rejected(board_id: str) -> str:
+    """Hash: relative path -> JSON {size, mtime_ns, reason}: bad files already reported once."""
+    return f"{_board(board_id)}:rejected"
+
+
+# Shared by every board and worker of this Redis.
+RATE_BUCKET = f"{PREFIX}:rate:bucket"
+"""Hash {tokens, ts}: the shared credit bucket of the Miro token."""
+RATE_PAUSE_UNTIL = f"{PREFIX}:rate:pause-until"
+"""String: UNIX time before which no worker calls Miro (after a 429)."""
+AUTH_BLOCKED = f"{PREFIX}:auth-blocked"
+"""String: JSON {status, code, message, at}: the token was refused (401/403); workers hold jobs."""
+TUNNEL_PROBE = f"{PREFIX}:tunnel:probe"
+"""String with TTL: JSON {ok, public_url, reason, detail, at}: the last probe of the public URL."""
+TUNNEL_WARNED = f"{PREFIX}:tunnel:warned"
+"""String with TTL: set when the "tunnel unusable" line was logged, so it is logged once."""
+
+
+def served(token: str) -> str:
+    """String with TTL: set by the image server when it served the signed URL ``token`` in full."""
+    return f"{PREFIX}:served:{token}"

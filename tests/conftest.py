@@ -1,0 +1,8 @@
+"""Shared fixtures. Each area keeps its fixtures in ``tests/fixtures/<area>.py`` (a pytest plugin)."""
+
+pytest_plugins = [
+    "tests.fixtures.procs",
+    "tests.fixtures.redis",
+    "tests.fixtures.sandbox",
+    "tests.fixtures.stack",
+]
