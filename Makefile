@@ -1,0 +1,40 @@
+# The two commands a new user needs (see README): `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: venv deps demo test test-fast bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Re-install when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+# System packages the suite runs for real: redis-server (and chromium for the board-page test).
+deps:
+	@scripts/ensure-system-deps
+
+# The whole stack on this machine with no account: private Redis, sandbox Miro board, folder ./inbox.
+demo: venv deps
+	$(BIN)/miro-sync up --sandbox --folder ./inbox
+
+# The one test command (CI runs exactly this): everything, containers included.
+test: venv deps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Everything but the container harness, for quick local runs.
+test-fast: venv deps
+	$(BIN)/python -m pytest -m "not containers" $(PYTEST_ARGS)
+
+bench: venv deps
+	$(BIN)/python -m bench --quick
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
