@@ -63,3 +63,12 @@ TUNNEL_WARNED = f"{PREFIX}:tunnel:warned"
 def served(token: str) -> str:
     """String with TTL: set by the image server when it served the signed URL ``token`` in full."""
     return f"{PREFIX}:served:{token}"
+
+
+def worker_alive(worker_name: str) -> str:
+    """String with a short TTL, refreshed by a live worker: its absence means the worker is dead."""
+    return f"{PREFIX}:alive:{worker_name}"
+
+
+MAINTENANCE_LOCK = f"{PREFIX}:maintenance-lock"
+"""Short lock: one worker at a time reaps dead workers' jobs and promotes due retries."""

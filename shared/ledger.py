@@ -54,6 +54,7 @@ class Intent:
     slot: int
     title: str
     at: float
+    route: str = "file"
 
 
 _RESERVE_SLOT = """
@@ -109,10 +110,14 @@ class Ledger:
         """The grid slot for these bytes: atomic, unique, and the same on every retry."""
         return int(self._reserve(keys=[keys.slots(self.board_id), keys.next_slot(self.board_id)], args=[sha256]))
 
-    def begin(self, sha256: str, slot: int, title: str) -> None:
+    def begin(self, sha256: str, slot: int, title: str, route: str) -> None:
         """Record the intent to create an item, before calling Miro (see :meth:`intent`)."""
-        value = json.dumps(asdict(Intent(slot=slot, title=title, at=time.time())))
+        value = json.dumps(asdict(Intent(slot=slot, title=title, at=time.time(), route=route)))
         self.redis.set(keys.intent(self.board_id, sha256), value)
+
+    def abandon(self, sha256: str) -> None:
+        """Miro refused the create outright, so no item exists: no recovery search is needed."""
+        self.redis.delete(keys.intent(self.board_id, sha256))
 
     def intent(self, sha256: str) -> Intent | None:
         """An intent left by an attempt that may have created an item and then died."""

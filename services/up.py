@@ -1,0 +1,198 @@
+"""`miro-sync up`: the whole stack as local processes, for a machine without Docker.
+
+It starts, in order: Redis (the one at REDIS_URL, or a private `redis-server` whose data lives in
+the state folder so the ledger survives restarts), with ``--sandbox`` the Miro and ngrok
+stand-ins, the image server, the watcher and ``--workers`` workers. Ctrl+C (or SIGTERM) stops
+them in reverse order; workers finish the upload they are doing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+
+from shared.log import configure, get_logger, register_secrets
+from shared.settings import load_env
+
+log = get_logger("up")
+
+SANDBOX_TOKEN = "sandbox-token"
+SANDBOX_BOARD = "sandbox-board="
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=int, default=2, help="number of upload workers (default 2)")
+    parser.add_argument("--sandbox", action="store_true", help="use the local Miro and ngrok stand-ins instead of Miro")
+    parser.add_argument("--folder", help="watch folder (default: WATCH_FOLDER)")
+    parser.add_argument("--state-dir", default=".state", help="where the private Redis and the sandbox keep data (default .state)")
+    parser.add_argument("--sandbox-port", type=int, default=8765, help="sandbox Miro API and board page port (default 8765)")
+    parser.add_argument("--image-port", type=int, default=8000, help="image server port (default 8000)")
+    parser.add_argument("--tunnel-port", type=int, default=8766, help="sandbox tunnel public port (default 8766)")
+    parser.add_argument("--tunnel-api-port", type=int, default=4040, help="sandbox ngrok agent API port (default 4040)")
+    parser.add_argument("--redis-port", type=int, default=0, help="port for a private redis-server (default: a free one)")
+    parser.add_argument("--no-tunnel", action="store_true", help="with --sandbox: no tunnel stand-in (file uploads only)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _redis_answers(url: str) -> bool:
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
+        client.ping()
+        client.close()
+        return True
+    except (redis.RedisError, ValueError):
+        return False
+
+
+class Stack:
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.children: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
+        proc = subprocess.Popen(args, env=env)
+        self.children.append((name, proc))
+        log.info("process.started", name=name, pid=proc.pid)
+        return proc
+
+    def stop(self) -> None:
+        for name, proc in reversed(self.children):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for name, proc in reversed(self.children):
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                log.warning("process.killed", name=name, pid=proc.pid)
+                proc.kill()
+                proc.wait()
+
+    def failed(self) -> tuple[str, int] | None:
+        for name, proc in self.children:
+            code = proc.poll()
+            if code is not None:
+                return name, code
+        return None
+
+
+def _start_redis(stack: Stack, env: dict[str, str], port: int) -> str:
+    url = env.get("REDIS_URL", "redis://localhost:6379/0")
+    if _redis_answers(url):
+        log.info("redis.found", url=url.split("@")[-1])
+        return url
+    binary = shutil.which("redis-server")
+    if not binary:
+        raise SystemExit(
+            "miro-sync up: no Redis answers at REDIS_URL and redis-server is not installed; "
+            "install it (apt-get install redis-server / brew install redis) or set REDIS_URL"
+        )
+    data = stack.state_dir / "redis"
+    data.mkdir(parents=True, exist_ok=True)
+    port = port or _free_port()
+    stack.start("redis", [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data.resolve()),
+                          "--appendonly", "yes", "--save", "", "--maxmemory-policy", "noeviction"], env)
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 10
+    while not _redis_answers(url):
+        if time.monotonic() > deadline:
+            raise SystemExit("miro-sync up: the private redis-server did not start")
+        time.sleep(0.05)
+    log.info("redis.private", url=url, data=str(data), note="no Redis at REDIS_URL, started a private one")
+    return url
+
+
+def _signing_secret(state_dir: Path) -> str:
+    path = state_dir / "url-signing-secret"
+    if path.exists():
+        return path.read_text().strip()
+    value = secrets.token_hex(32)
+    path.write_text(value)
+    path.chmod(0o600)
+    return value
+
+
+def _wait_http(url: str, timeout: float = 15.0) -> None:
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url, timeout=0.5)
+            return
+        except requests.RequestException:
+            time.sleep(0.05)
+    raise SystemExit(f"miro-sync up: {url} did not answer in {timeout:.0f} s")
+
+
+def run(args: argparse.Namespace) -> int:
+    env = dict(load_env())
+    configure(env.get("LOG_LEVEL", "INFO").upper(), env.get("LOG_FORMAT", "auto"))
+    state_dir = Path(args.state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    if args.folder:
+        env["WATCH_FOLDER"] = str(Path(args.folder).resolve())
+    env.setdefault("URL_SIGNING_SECRET", _signing_secret(state_dir))
+    env.setdefault("IMAGE_SERVER_BIND", f"127.0.0.1:{args.image_port}")
+    env["PYTHONUNBUFFERED"] = "1"
+    me = [sys.executable, "-m", "services"]
+
+    stack = Stack(state_dir)
+    stopping = False
+
+    def on_signal(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        env["REDIS_URL"] = _start_redis(stack, env, args.redis_port)
+        image_port = int(env["IMAGE_SERVER_BIND"].rsplit(":", 1)[1])
+        if args.sandbox:
+            env.setdefault("MIRO_ACCESS_TOKEN", SANDBOX_TOKEN)
+            env.setdefault("MIRO_BOARD_ID", SANDBOX_BOARD)
+            sandbox_url = f"http://127.0.0.1:{args.sandbox_port}"
+            env["MIRO_API_URL"] = sandbox_url
+            cmd = me + ["sandbox", "--port", str(args.sandbox_port), "--token", env["MIRO_ACCESS_TOKEN"],
+                        "--board", env["MIRO_BOARD_ID"], "--state", str(state_dir / "sandbox.json")]
+            if not args.no_tunnel:
+                cmd += ["--tunnel-port", str(args.tunnel_port), "--tunnel-api-port", str(args.tunnel_api_port),
+                        "--tunnel-upstream", f"http://127.0.0.1:{image_port}"]
+                env["NGROK_API_URL"] = f"http://127.0.0.1:{args.tunnel_api_port}"
+            stack.start("sandbox", cmd, env)
+            _wait_http(sandbox_url + "/_sandbox/stats")
+        register_secrets([env.get("MIRO_ACCESS_TOKEN", ""), env["URL_SIGNING_SECRET"]])
+
+        stack.start("image-server", me + ["serve"], env)
+        stack.start("watcher", me + ["watch"], env)
+        for i in range(args.workers):
+            stack.start(f"worker-{i + 1}", me + ["worker"], env)
+        if args.sandbox:
+            board_page = f"http://127.0.0.1:{args.sandbox_port}/boards/{env['MIRO_BOARD_ID']}"
+            log.info("stack.ready", folder=env.get("WATCH_FOLDER"), board_page=board_page)
+            print(f"\nDrop images into {env.get('WATCH_FOLDER')} and watch them arrive at {board_page}\n", file=sys.stderr, flush=True)
+        while not stopping:
+            failed = stack.failed()
+            if failed:
+                name, code = failed
+                log.error("process.exited", name=name, code=code)
+                return code or 1
+            time.sleep(0.2)
+        return 0
+    finally:
+        stack.stop()

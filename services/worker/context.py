@@ -1,0 +1,58 @@
+"""What a worker process builds once and reuses for every job: settings, Redis, Miro client, limiter.
+
+Jobs run in the worker's own process (no fork per job), so the HTTP session, the Redis pool and
+the imported libraries are warm for every upload.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import redis
+
+from shared.ledger import Ledger
+from shared.miro import MiroClient
+from shared.ratelimit import CreditLimiter
+from shared.settings import Settings, load_settings
+from shared.tunnel import TunnelState
+
+
+@dataclass
+class WorkerContext:
+    settings: Settings
+    redis: redis.Redis
+    worker_name: str = ""
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return Ledger(self.redis, self.settings.miro_board_id)
+
+    @cached_property
+    def limiter(self) -> CreditLimiter:
+        return CreditLimiter(self.redis, self.settings.credits_per_minute, self.settings.rate_safety_margin)
+
+    @cached_property
+    def miro(self) -> MiroClient:
+        return MiroClient(self.settings.miro_api_url, self.settings.miro_access_token, on_rate=self.limiter.observe)
+
+    @cached_property
+    def tunnel(self) -> TunnelState:
+        return TunnelState(self.redis, self.settings)
+
+
+_context: WorkerContext | None = None
+
+
+def get_context() -> WorkerContext:
+    """The process's context, built on first use (the worker's start-up builds it before any job)."""
+    global _context
+    if _context is None:
+        settings = load_settings()
+        _context = WorkerContext(settings=settings, redis=redis.Redis.from_url(settings.redis_url, health_check_interval=30))
+    return _context
+
+
+def set_context(context: WorkerContext | None) -> None:
+    global _context
+    _context = context

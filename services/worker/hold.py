@@ -1,0 +1,52 @@
+"""Hold every worker when Miro refuses the token (401/403): jobs wait, none is dropped or failed.
+
+The first worker to see the refusal writes ``keys.AUTH_BLOCKED`` and logs one line saying what is
+wrong. Every worker then stops taking jobs; one of them re-checks the token every
+``RECHECK_SECONDS`` with a cheap board read and lifts the hold when Miro accepts it again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from shared import keys
+from shared.log import get_logger
+from shared.miro import MiroAuthError, MiroError
+
+log = get_logger("worker")
+
+RECHECK_SECONDS = 30
+
+
+def explain(exc: MiroAuthError) -> str:
+    if exc.status == 403:
+        return "Miro refused the token for this board (403): it lacks boards:write, or the board is not shared with its owner"
+    return "Miro does not accept MIRO_ACCESS_TOKEN (401): it is wrong, revoked or expired; set a valid token and restart"
+
+
+def block(ctx, exc: MiroAuthError) -> None:
+    value = json.dumps({"status": exc.status, "code": exc.code, "message": explain(exc), "at": time.time()})
+    if ctx.redis.set(keys.AUTH_BLOCKED, value, nx=True):
+        log.error("miro.token_refused", status=exc.status, code=exc.code, reason=explain(exc), action="all workers hold jobs until the token works")
+
+
+def blocked(ctx) -> dict | None:
+    raw = ctx.redis.get(keys.AUTH_BLOCKED)
+    return json.loads(raw) if raw else None
+
+
+def recheck(ctx) -> bool:
+    """One worker at a time asks Miro again; True when the hold was lifted."""
+    if not ctx.redis.set(keys.AUTH_BLOCKED + ":recheck", "1", nx=True, ex=RECHECK_SECONDS):
+        return False
+    try:
+        ctx.limiter.acquire(50)
+        ctx.miro.get_board(ctx.settings.miro_board_id)
+    except MiroAuthError:
+        return False
+    except MiroError:
+        return False
+    ctx.redis.delete(keys.AUTH_BLOCKED)
+    log.info("miro.token_accepted", action="workers resume")
+    return True

@@ -1,0 +1,132 @@
+"""`miro-sync worker`: an RQ worker for the upload queue.
+
+It runs jobs in its own process (RQ's SimpleWorker: no fork per job). A fork per job costs about
+40 ms here, more than everything else an upload does on our side, and buys isolation we do not
+need: the job code is ours, and the worker keeps its Miro session and Redis pool warm. Job
+timeouts still apply (SIGALRM), and the upkeep thread gives the liveness that SimpleWorker lacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+import time
+import uuid
+
+import redis
+from rq import Queue, SimpleWorker
+from rq.serializers import JSONSerializer
+
+from shared.log import configure, get_logger, register_secrets
+from shared.miro import MiroApiError, MiroAuthError, MiroError, MiroNotFound
+from shared.settings import load_settings
+
+from . import hold
+from .context import WorkerContext, set_context
+from .maintenance import Upkeep, refresh_alive
+
+log = get_logger("worker")
+
+
+class MiroSyncWorker(SimpleWorker):
+    """Waits, instead of taking jobs, while Miro refuses the token (see :mod:`hold`)."""
+
+    context: WorkerContext
+
+    def check_for_suspension(self, burst: bool) -> None:
+        super().check_for_suspension(burst)
+        announced = False
+        while not self._stop_requested and hold.blocked(self.context):
+            if not announced:
+                log.warning("worker.holding", worker=self.name, reason=hold.blocked(self.context)["message"])
+                announced = True
+            if hold.recheck(self.context):
+                break
+            time.sleep(1)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--burst", action="store_true", help="exit when the queue is empty (default: run until stopped)")
+    parser.add_argument("--name", help="worker name (default: host-pid-random)")
+    parser.add_argument("--skip-checks", action="store_true", help="do not check the token and board at start-up")
+
+
+def wait_for_redis(connection: redis.Redis, timeout: float | None = None) -> None:
+    """Block until Redis answers (compose may start us first); one log line, not one per try."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay, announced = 0.2, False
+    while True:
+        try:
+            connection.ping()
+            return
+        except redis.RedisError as exc:
+            if not announced:
+                log.warning("redis.waiting", error=str(exc))
+                announced = True
+            if deadline is not None and time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 5)
+
+
+def check_miro(ctx: WorkerContext) -> str | None:
+    """None when the token and board are fine (or Miro is unreachable for now), else the reason."""
+    try:
+        ctx.limiter.acquire(50)
+        ctx.miro.get_board(ctx.settings.miro_board_id)
+    except MiroAuthError as exc:
+        return hold.explain(exc)
+    except MiroNotFound:
+        return f"MIRO_BOARD_ID: board {ctx.settings.miro_board_id!r} not found, or not shared with the token's user (404)"
+    except MiroApiError as exc:
+        if exc.status is not None and exc.status < 500 and exc.status != 429:
+            return f"Miro answered {exc.status} {exc.code}: {exc.message}"
+        log.warning("miro.unavailable", reason=str(exc))
+    except MiroError as exc:
+        log.warning("miro.unavailable", reason=str(exc))
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    configure(settings.log_level, settings.log_format)
+    register_secrets(settings.secrets)
+    connection = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
+    name = args.name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    ctx = WorkerContext(settings=settings, redis=connection, worker_name=name)
+    set_context(ctx)
+    wait_for_redis(connection)
+
+    if not args.skip_checks:
+        problem = check_miro(ctx)
+        if problem:
+            print(f"miro-sync worker: {problem}", file=sys.stderr)
+            return 2
+        if hold.blocked(ctx):
+            connection.delete("miro-sync:auth-blocked")
+            log.info("miro.token_accepted", action="hold lifted at start-up")
+
+    # Warm what every job uses, so the first upload is as fast as the rest.
+    import shared.imagetype  # noqa: F401
+
+    queue = Queue(settings.queue_name, connection=connection, serializer=JSONSerializer)
+    refresh_alive(connection, name)
+    upkeep = Upkeep(connection, queue, name)
+    upkeep.start()
+    log.info("worker.started", worker=name, queue=settings.queue_name, board=settings.miro_board_id, mode=settings.upload_mode.value)
+    try:
+        while True:
+            worker = MiroSyncWorker([queue], connection=connection, name=name, serializer=JSONSerializer)
+            worker.context = ctx
+            worker.log_job_description = False
+            worker.work(burst=args.burst, logging_level="WARNING", with_scheduler=False)
+            if args.burst or worker._stop_requested:
+                break
+            # RQ leaves its loop on an unexpected Redis error (e.g. Redis restarting): wait, go on.
+            wait_for_redis(connection)
+    finally:
+        upkeep.stop()
+    log.info("worker.stopped", worker=name)
+    return 0

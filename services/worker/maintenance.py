@@ -1,0 +1,109 @@
+"""Background upkeep each worker runs in a thread, so recovery does not wait for RQ's defaults.
+
+* Liveness: every second the worker refreshes ``keys.worker_alive(name)`` (TTL a few seconds).
+  A worker killed with SIGKILL stops refreshing it, and its absence is the signal of death.
+* Reaping: jobs a dead worker was running are put back at the front of the queue within seconds.
+  (RQ alone would wait for the job timeout plus its 10-minute maintenance interval, and then
+  fail the job instead of retrying it.) Exactly-once is kept by the uploader's intent record.
+* Retries: jobs that asked for a retry later sit in RQ's scheduled registry; due ones are
+  enqueued here, so no separate scheduler process is needed (one that could die with a worker).
+
+Only one worker at a time does the reaping and promoting (a short Redis lock).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import redis
+from rq import Queue
+from rq.executions import Execution
+from rq.job import Job, JobStatus
+from rq.registry import ScheduledJobRegistry, StartedJobRegistry
+from rq.serializers import JSONSerializer
+from rq.utils import current_timestamp
+
+from shared import keys
+from shared.log import get_logger
+
+log = get_logger("worker")
+
+ALIVE_TTL = 5
+"""Seconds a worker counts as alive after its last refresh."""
+TICK = 1.0
+"""Seconds between two rounds of upkeep."""
+
+
+def refresh_alive(connection: redis.Redis, worker_name: str) -> None:
+    connection.set(keys.worker_alive(worker_name), "1", ex=ALIVE_TTL)
+
+
+def reap_dead_workers(connection: redis.Redis, queue: Queue) -> list[str]:
+    """Requeue (at the front) the jobs whose worker no longer refreshes its liveness key."""
+    registry = StartedJobRegistry(queue=queue)
+    requeued = []
+    for job_id, execution_id in registry.get_job_and_execution_ids(cleanup=False):
+        execution = Execution(execution_id, job_id, connection=connection)
+        worker_name = (connection.hget(execution.key, "worker_name") or b"").decode()
+        if worker_name and connection.exists(keys.worker_alive(worker_name)):
+            continue
+        try:
+            job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
+        except Exception:  # the job hash expired or is unreadable: drop the stale entry
+            registry.remove_execution(execution)
+            continue
+        with connection.pipeline() as pipe:
+            execution.delete(job, pipeline=pipe)
+            job.set_status(JobStatus.QUEUED, pipeline=pipe)
+            queue._enqueue_job(job, pipeline=pipe, at_front=True)
+            pipe.execute()
+        requeued.append(job_id)
+        log.warning("job.requeued", job_id=job_id, file=(job.kwargs or {}).get("path"), reason=f"worker {worker_name or '?'} died while running it")
+    return requeued
+
+
+def promote_due_retries(connection: redis.Redis, queue: Queue) -> int:
+    registry = ScheduledJobRegistry(queue=queue)
+    job_ids = registry.get_jobs_to_schedule(current_timestamp())
+    if not job_ids:
+        return 0
+    jobs = Job.fetch_many(job_ids, connection=connection, serializer=JSONSerializer)
+    with connection.pipeline() as pipe:
+        for job in jobs:
+            if job is not None:
+                queue._enqueue_job(job, pipeline=pipe, at_front=job.should_enqueue_at_front())
+        for job_id in job_ids:
+            registry.remove(job_id, pipeline=pipe)
+        pipe.execute()
+    return len(job_ids)
+
+
+class Upkeep(threading.Thread):
+    def __init__(self, connection: redis.Redis, queue: Queue, worker_name: str) -> None:
+        super().__init__(name="upkeep", daemon=True)
+        self.connection = connection
+        self.queue = queue
+        self.worker_name = worker_name
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(TICK):
+            try:
+                self.tick()
+            except redis.RedisError as exc:  # Redis restarting: try again next tick
+                log.debug("upkeep.redis_error", error=str(exc))
+            except Exception:
+                log.exception("upkeep.error")
+
+    def tick(self) -> None:
+        refresh_alive(self.connection, self.worker_name)
+        if self.connection.set(keys.MAINTENANCE_LOCK, self.worker_name, nx=True, px=int(TICK * 2000)):
+            reap_dead_workers(self.connection, self.queue)
+            promote_due_retries(self.connection, self.queue)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        try:
+            self.connection.delete(keys.worker_alive(self.worker_name))
+        except redis.RedisError:
+            pass

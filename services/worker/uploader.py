@@ -1,0 +1,263 @@
+"""Put one file version on the board exactly once.
+
+The order of steps is what makes "never twice, never lost" hold across crashes:
+
+1. the file must still be the version the job names (else a newer job follows: skip);
+2. the bytes are hashed; bytes already on the board are not uploaded again (``DUPLICATES``);
+3. a per-content lock keeps two workers off the same bytes;
+4. a grid slot is reserved for the bytes (the same slot on every retry);
+5. an *intent* is written before Miro is called. If a previous attempt left one, it may have
+   created an item and died before the ledger write: look for that item (same title, same slot)
+   and adopt it instead of creating a second one;
+6. the item is created (file route, or url route with delivery verification and repair);
+7. ledger entry and intent removal are written in one MULTI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from shared import keys
+from shared.imagetype import BadImage, ImageInfo, inspect, prepare_upload
+from shared.layout import fit_geometry, slot_center, slot_of_position
+from shared.ledger import ContentEntry, Delivery, Intent
+from shared.log import get_logger
+from shared.miro import MiroApiError, MiroRateLimited
+from shared.settings import DuplicatePolicy, UploadMode
+
+from .context import WorkerContext
+from .routes import upload_by_file, upload_by_url, TunnelUnavailable
+
+log = get_logger("worker")
+
+
+class Superseded(Exception):
+    """The file changed or vanished since the job was queued; a newer job (or none) applies."""
+
+
+class ContentBusy(Exception):
+    """Another live worker is uploading the same bytes right now."""
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: str  # uploaded | duplicate | skipped | rejected
+    item_id: str | None = None
+    route: str | None = None
+    delivery: str | None = None
+    reason: str | None = None
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+def resolve_in_folder(folder: Path, relpath: str) -> Path:
+    """The file ``relpath`` names inside ``folder``; refuse anything that could leave it."""
+    parts = PurePosixPath(relpath).parts
+    if not parts or PurePosixPath(relpath).is_absolute() or any(p in ("..", ".", "") for p in parts):
+        raise BadImage("path leaves the watch folder")
+    path = folder.joinpath(*parts)
+    # Every component must be a real directory/file, not a link that points elsewhere.
+    current = folder
+    for part in parts:
+        current = current / part
+        try:
+            mode = os.lstat(current).st_mode
+        except FileNotFoundError:
+            raise Superseded("file is gone") from None
+        if stat.S_ISLNK(mode):
+            raise BadImage("symbolic link (refused: it can point outside the folder)")
+    return path
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _same_version(path: Path, size: int, mtime_ns: int) -> None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise Superseded("file is gone") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise BadImage("not a regular file")
+    if st.st_size != size or st.st_mtime_ns != mtime_ns:
+        raise Superseded("file changed since it was queued")
+
+
+class Uploader:
+    def __init__(self, ctx: WorkerContext, worker_name: str = "") -> None:
+        self.ctx = ctx
+        self.settings = ctx.settings
+        self.worker_name = worker_name or f"pid-{os.getpid()}"
+
+    # --- entry point ------------------------------------------------------------------------
+    def sync(self, relpath: str, size: int, mtime_ns: int) -> Result:
+        ledger = self.ctx.ledger
+        if ledger.synced([(relpath, size, mtime_ns)])[0]:
+            return Result("skipped", reason="already synced")
+        try:
+            path = resolve_in_folder(self.settings.watch_folder, relpath)
+            _same_version(path, size, mtime_ns)
+            info = inspect(path)
+            sha = file_sha256(path)
+            _same_version(path, size, mtime_ns)  # not rewritten while we read it
+        except Superseded as exc:
+            log.info("file.skipped", file=relpath, reason=str(exc))
+            return Result("skipped", reason=str(exc))
+        except BadImage as exc:
+            if ledger.reject(relpath, size, mtime_ns, str(exc)):
+                log.warning("file.rejected", file=relpath, reason=str(exc))
+            return Result("rejected", reason=str(exc))
+        except PermissionError:
+            reason = "unreadable (permission denied)"
+            if ledger.reject(relpath, size, mtime_ns, reason):
+                log.warning("file.rejected", file=relpath, reason=reason)
+            return Result("rejected", reason=reason)
+
+        key = self._content_key(sha, relpath)
+        existing = ledger.content(key)
+        if existing is not None:
+            return self._duplicate(relpath, size, mtime_ns, key, existing)
+        with self._content_lock(key):
+            existing = ledger.content(key)
+            if existing is not None:
+                return self._duplicate(relpath, size, mtime_ns, key, existing)
+            return self._create(path, relpath, size, mtime_ns, key, info)
+
+    def _content_key(self, sha: str, relpath: str) -> str:
+        if self.settings.duplicates is DuplicatePolicy.SKIP:
+            return sha
+        return f"{sha}-{hashlib.sha1(relpath.encode()).hexdigest()[:12]}"
+
+    def _duplicate(self, relpath: str, size: int, mtime_ns: int, key: str, existing: ContentEntry) -> Result:
+        self.ctx.ledger.record(relpath, size, mtime_ns, key, None)
+        log.info("file.duplicate", file=relpath, item_id=existing.item_id, same_as=existing.path)
+        return Result("duplicate", item_id=existing.item_id, delivery=Delivery.DUPLICATE.value)
+
+    # --- the create itself --------------------------------------------------------------------
+    def _create(self, path: Path, relpath: str, size: int, mtime_ns: int, key: str, info: ImageInfo) -> Result:
+        ledger, grid = self.ctx.ledger, self.settings.grid
+        slot = ledger.reserve_slot(key)
+        x, y = slot_center(grid, slot)
+        title = PurePosixPath(relpath).name
+        data = {"title": title, "position": {"x": x, "y": y, "origin": "center"}, "geometry": fit_geometry(grid, info.width, info.height)}
+
+        intent = ledger.intent(key)
+        if intent is not None:
+            item_id = self._find_previous_item(intent)
+            if item_id is not None:
+                route = intent.route
+                delivery = Delivery.FILE
+                if route == "url":
+                    # We cannot know whether Miro fetched the picture before the crash: refill it.
+                    upload = prepare_upload(path, info, self.settings.max_upload_bytes)
+                    self._call(self.ctx.miro.update_image_file, self.settings.miro_board_id, item_id, upload.content, upload.filename, upload.content_type)
+                    delivery = Delivery.REPAIRED
+                entry = ContentEntry(item_id=item_id, route=route, delivery=delivery.value, slot=slot, path=relpath, at=time.time())
+                ledger.record(relpath, size, mtime_ns, key, entry)
+                log.warning("upload.recovered", file=relpath, item_id=item_id, slot=slot, reason="item from an interrupted attempt adopted")
+                return Result("uploaded", item_id=item_id, route=route, delivery=delivery.value)
+
+        route = self._choose_route(size)
+        ledger.begin(key, slot, title, route)
+        started = time.perf_counter()
+        try:
+            if route == "url":
+                outcome = upload_by_url(self.ctx, path, relpath, info, data)
+            else:
+                outcome = upload_by_file(self.ctx, path, info, data, self._call)
+        except MiroRateLimited:
+            # Miro refused the call outright: nothing was created, no recovery search needed.
+            ledger.abandon(key)
+            raise
+        except MiroApiError as exc:
+            # A 4xx means nothing was created; after a 5xx we cannot be sure, so keep the intent.
+            if exc.status is not None and exc.status < 500:
+                ledger.abandon(key)
+            raise
+        entry = ContentEntry(item_id=outcome.item_id, route=outcome.route, delivery=outcome.delivery.value, slot=slot, path=relpath, at=time.time())
+        ledger.record(relpath, size, mtime_ns, key, entry)
+        log.info(
+            "upload.done", file=relpath, item_id=outcome.item_id, route=outcome.route, delivery=outcome.delivery.value,
+            slot=slot, bytes=outcome.bytes_sent, converted=outcome.converted, ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+        return Result("uploaded", item_id=outcome.item_id, route=outcome.route, delivery=outcome.delivery.value)
+
+    def _choose_route(self, size: int) -> str:
+        mode = self.settings.upload_mode
+        if mode is UploadMode.FILE:
+            return "file"
+        if mode is UploadMode.URL:
+            result = self.ctx.tunnel.usable()
+            if not result.ok and result.reason != "warning-page":
+                # The user asked for URLs only: say why and let the job fail (requeue from the dashboard).
+                raise TunnelUnavailable(result)
+            return "url"
+        # auto: the file route whenever the bytes fit; the tunnel only for what does not.
+        if size <= self.settings.max_upload_bytes or not self.settings.tunnel_configured:
+            return "file"
+        return "url" if self.ctx.tunnel.usable().ok else "file"
+
+    def _find_previous_item(self, intent: Intent) -> str | None:
+        """The image item with the intent's title at the intent's slot, if an earlier attempt made one."""
+        grid = self.settings.grid
+        for item in self.ctx.miro.iter_items(self.settings.miro_board_id, type="image"):
+            pos = item.get("position") or {}
+            if (item.get("data") or {}).get("title") != intent.title or "x" not in pos:
+                continue
+            if slot_of_position(grid, float(pos["x"]), float(pos["y"])) == intent.slot:
+                return str(item["id"])
+        return None
+
+    def _call(self, fn, *args, **kwargs):
+        """One Miro call under the shared credit budget (Level 2: 100 credits)."""
+        self.ctx.limiter.acquire(100)
+        return fn(*args, **kwargs)
+
+    # --- locking ------------------------------------------------------------------------------
+    def _content_lock(self, key: str):
+        return _ContentLock(self.ctx, key, self.worker_name)
+
+
+class _ContentLock:
+    """SET NX lock on the bytes; a lock held by a worker that is no longer alive is taken over."""
+
+    def __init__(self, ctx: WorkerContext, key: str, owner: str, wait: float = 10.0) -> None:
+        self.redis = ctx.redis
+        self.key = keys.content_lock(ctx.ledger.board_id, key)
+        self.owner = owner
+        self.ttl = ctx.settings.job_timeout + 30
+        self.wait = wait
+
+    def __enter__(self):
+        deadline = time.monotonic() + self.wait
+        while True:
+            if self.redis.set(self.key, self.owner, nx=True, ex=self.ttl):
+                return self
+            holder = self.redis.get(self.key)
+            holder = holder.decode() if isinstance(holder, bytes) else holder
+            if holder and (holder == self.owner or not self.redis.exists(keys.worker_alive(holder))):
+                # Our own stale lock (a retry in the same worker), or the holder died mid-upload.
+                self.redis.set(self.key, self.owner, ex=self.ttl)
+                return self
+            if time.monotonic() > deadline:
+                raise ContentBusy(f"another worker ({holder}) is uploading the same bytes")
+            time.sleep(0.1)
+
+    def __exit__(self, *exc):
+        pipe = self.redis.pipeline()
+        # Release only our own lock.
+        if (self.redis.get(self.key) or b"").decode() == self.owner:
+            pipe.delete(self.key)
+            pipe.execute()
+        return False
