@@ -1,0 +1,90 @@
+import subprocess
+
+import pytest
+
+from shared.settings import Need, SettingsError, UploadMode, load_settings
+from tests.fixtures.procs import MIRO_SYNC
+
+BASE = {"MIRO_ACCESS_TOKEN": "token-123456", "MIRO_BOARD_ID": "uXjVOabc=", "MIRO_SYNC_ENV_FILE": "/nonexistent"}
+
+
+@pytest.fixture
+def env(tmp_path):
+    return dict(BASE, WATCH_FOLDER=str(tmp_path / "inbox"))
+
+
+def test_defaults_and_folder_created(env, tmp_path):
+    s = load_settings(environ=env)
+    assert s.watch_folder == (tmp_path / "inbox").resolve() and s.watch_folder.is_dir()
+    assert s.upload_mode is UploadMode.AUTO
+    assert s.redis_url == "redis://localhost:6379/0"
+    assert s.max_upload_bytes == 6 * 1024 * 1024
+
+
+@pytest.mark.parametrize("missing", ["MIRO_ACCESS_TOKEN", "MIRO_BOARD_ID", "WATCH_FOLDER"])
+def test_missing_required_names_the_variable(env, missing):
+    env.pop(missing)
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ=env)
+    assert err.value.variable == missing and str(err.value).startswith(missing)
+
+
+@pytest.mark.parametrize(
+    "name,value",
+    [("UPLOAD_MODE", "ftp"), ("GRID_COLUMNS", "zero"), ("GRID_COLUMNS", "0"), ("REDIS_URL", "http://x"),
+     ("MIRO_API_URL", "api.miro.com"), ("URL_SIGNING_SECRET", "short"), ("WATCH_MODE", "magic"),
+     ("MAX_UPLOAD_BYTES", str(7 * 1024 * 1024)), ("MIRO_BOARD_ID", "a b"), ("GRID_PADDING", "300")],
+)
+def test_malformed_value_names_the_variable(env, name, value):
+    env[name] = value
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ=env)
+    assert err.value.variable == name
+
+
+def test_redis_password_never_in_error_or_repr(env):
+    env["REDIS_URL"] = "redis://:hunter2-secret@localhost:6379/0"
+    s = load_settings(environ=env)
+    assert "hunter2-secret" not in repr(s) and "token-123456" not in repr(s)
+    assert "hunter2-secret" in s.secrets
+    env["REDIS_URL"] = "mysql://:hunter2-secret@bad"
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ=env)
+    assert "hunter2-secret" not in str(err.value)
+
+
+def test_url_mode_needs_tunnel_and_secret(env):
+    env["UPLOAD_MODE"] = "url"
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ=env)
+    assert err.value.variable == "URL_SIGNING_SECRET"
+    env["URL_SIGNING_SECRET"] = "x" * 32
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ=env)
+    assert err.value.variable == "UPLOAD_MODE"
+    env["NGROK_API_URL"] = "http://127.0.0.1:4040"
+    assert load_settings(environ=env).tunnel_configured
+
+
+def test_image_server_needs_no_miro_token(tmp_path):
+    s = load_settings(needs={Need.FOLDER, Need.SIGNING}, environ={"WATCH_FOLDER": str(tmp_path), "URL_SIGNING_SECRET": "s" * 20, "MIRO_SYNC_ENV_FILE": "/x"})
+    assert s.miro_access_token == ""
+
+
+def test_dotenv_file_is_read_and_environment_wins(tmp_path):
+    env_file = tmp_path / "my.env"
+    env_file.write_text("MIRO_ACCESS_TOKEN=from-file-123\nMIRO_BOARD_ID=fromfile\nWATCH_FOLDER=%s\nGRID_COLUMNS=4\n" % (tmp_path / "w"))
+    s = load_settings(environ={"MIRO_SYNC_ENV_FILE": str(env_file), "GRID_COLUMNS": "7"})
+    assert s.miro_access_token == "from-file-123" and s.grid.columns == 7
+
+
+@pytest.mark.parametrize("command", ["watch", "worker", "serve"])
+def test_each_service_stops_with_one_line_and_exit_2(command, tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "MIRO_SYNC_ENV_FILE": "/nonexistent", "HOME": str(tmp_path)}
+    proc = subprocess.run(MIRO_SYNC + [command], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    expected = "URL_SIGNING_SECRET" if command == "serve" else "MIRO_ACCESS_TOKEN"
+    assert expected in lines[0] and "is not set" in lines[0]
