@@ -13,13 +13,14 @@ How failures end (policy in :mod:`shared.retry`):
 from __future__ import annotations
 
 import time
-from datetime import timezone
 
+from redis.exceptions import RedisError
 from rq import Retry, get_current_job
 
 from shared import retry as policy
 from shared.log import get_logger
 from shared.miro import MiroApiError, MiroAuthError, MiroError
+from shared.ratelimit import RateLimitTimeout
 
 from . import hold
 from .context import get_context
@@ -46,21 +47,23 @@ def upload_image(path: str, size: int, mtime_ns: int) -> dict | Retry:
     except TunnelUnavailable as exc:
         log.warning("upload.failed", file=path, reason=str(exc))
         raise UploadFailed(str(exc)) from None
-    except (MiroError, ContentBusy) as exc:
-        decision = policy.classify(exc)
-        if decision is policy.Decision.FAIL:
-            reason = _describe(exc)
+    except ContentBusy as exc:
+        log.info("upload.retry", file=path, reason=str(exc), delay_s=2)
+        return Retry(max=_FOREVER, interval=[2])
+    except (MiroError, RedisError, RateLimitTimeout) as exc:
+        attempt = (job.number_of_retries or 0) + 1 if job is not None else 1
+        now = time.time()
+        first_failed_at = now
+        if job is not None:
+            first_failed_at = job.meta.setdefault("first_failed_at", now)
+            job.save_meta()
+        step = policy.plan(exc, attempt, first_failed_at, now, horizon=ctx.settings.retry_horizon)
+        if step.decision is not policy.Decision.RETRY:
+            reason = _describe(exc) if step.decision is policy.Decision.FAIL and attempt == 1 else step.reason
             log.warning("upload.failed", file=path, reason=reason)
             raise UploadFailed(reason) from None
-        attempt = (job.number_of_retries or 0) if job is not None else 0
-        created = job.created_at.replace(tzinfo=timezone.utc).timestamp() if job is not None and job.created_at else time.time()
-        delay = policy.next_delay(exc, attempt, created_at=created, horizon=ctx.settings.retry_horizon)
-        if delay is None:
-            reason = f"gave up after {ctx.settings.retry_horizon} s of retries: {_describe(exc)}"
-            log.warning("upload.failed", file=path, reason=reason)
-            raise UploadFailed(reason) from None
-        log.info("upload.retry", file=path, reason=_describe(exc), attempt=attempt + 1, delay_s=round(delay, 2))
-        return Retry(max=_FOREVER, interval=[max(1, round(delay))])
+        log.info("upload.retry", file=path, reason=_describe(exc), attempt=attempt, delay_s=round(step.delay, 2))
+        return Retry(max=_FOREVER, interval=[max(1, round(step.delay))])
 
 
 def _describe(exc: Exception) -> str:

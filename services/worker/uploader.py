@@ -199,6 +199,7 @@ class Uploader:
             return "file"
         if mode is UploadMode.URL:
             result = self.ctx.tunnel.usable()
+            self.ctx.tunnel.warn_once(result, log)
             if not result.ok and result.reason != "warning-page":
                 # The user asked for URLs only: say why and let the job fail (requeue from the dashboard).
                 raise TunnelUnavailable(result)
@@ -206,7 +207,9 @@ class Uploader:
         # auto: the file route whenever the bytes fit; the tunnel only for what does not.
         if size <= self.settings.max_upload_bytes or not self.settings.tunnel_configured:
             return "file"
-        return "url" if self.ctx.tunnel.usable().ok else "file"
+        result = self.ctx.tunnel.usable()
+        self.ctx.tunnel.warn_once(result, log)
+        return "url" if result.ok else "file"
 
     def _find_previous_item(self, intent: Intent) -> str | None:
         """The image item with the intent's title at the intent's slot, if an earlier attempt made one."""

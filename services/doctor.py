@@ -1,0 +1,144 @@
+"""`miro-sync doctor`: check everything the stack needs, in order, one line per check.
+
+Each line starts with ✔ or ✘ and, when something is wrong, says how to fix it. The exit code is
+0 only when every check passes. The same Miro checks run when a worker starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+
+import redis
+
+from shared.log import register_secrets
+from shared.miro import MiroApiError, MiroAuthError, MiroClient, MiroError, MiroNotFound
+from shared.settings import Settings, SettingsError, WatchMode, load_settings
+from shared.tunnel import TunnelState
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"{'✔' if self.ok else '✘'} {self.name}: {self.detail}"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--skip-tunnel", action="store_true", help="do not check the tunnel")
+
+
+def check_redis(settings: Settings) -> Check:
+    try:
+        client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
+        client.ping()
+        policy = client.config_get("maxmemory-policy").get("maxmemory-policy", "?")
+        aof = client.config_get("appendonly").get("appendonly", "?")
+    except redis.ResponseError:
+        return Check("redis", True, "answers (CONFIG not allowed: persistence not checked)")
+    except redis.RedisError as exc:
+        where = settings.redis_url.split("@")[-1]
+        return Check("redis", False, f"no answer at {where} ({type(exc).__name__}); start Redis or fix REDIS_URL")
+    notes = []
+    if aof != "yes":
+        notes.append("appendonly is off: queued jobs and the ledger are lost if Redis restarts (set appendonly yes)")
+    if policy not in ("noeviction", "?"):
+        notes.append(f"maxmemory-policy is {policy}: Redis may evict jobs (use noeviction)")
+    return Check("redis", not notes, "answers, AOF on, noeviction" if not notes else "; ".join(notes))
+
+
+def check_folder(settings: Settings) -> Check:
+    folder = settings.watch_folder
+    if not os.access(folder, os.R_OK | os.X_OK):
+        return Check("watch folder", False, f"{folder} is not readable by uid {os.getuid()}")
+    if settings.watch_mode is WatchMode.POLLING:
+        return Check("watch folder", True, f"{folder} readable; polling every {settings.poll_interval:g} s")
+    try:
+        from watchdog.observers.inotify import InotifyObserver
+
+        observer = InotifyObserver()
+        observer.schedule(_NoOp(), str(folder), recursive=True)
+        observer.start()
+        observer.stop()
+        observer.join(2)
+    except Exception as exc:  # ENOSPC / EMFILE / not Linux
+        if settings.watch_mode is WatchMode.INOTIFY:
+            return Check("watch folder", False, f"{folder}: inotify unavailable ({exc}); set WATCH_MODE=polling or raise fs.inotify.max_user_watches")
+        return Check("watch folder", True, f"{folder} readable; inotify unavailable ({exc}), WATCH_MODE=auto will poll")
+    return Check("watch folder", True, f"{folder} readable and watchable (inotify)")
+
+
+class _NoOp:
+    def dispatch(self, event):  # watchdog handler protocol
+        pass
+
+
+def check_miro(settings: Settings) -> Check:
+    client = MiroClient(settings.miro_api_url, settings.miro_access_token, timeout=10)
+    try:
+        board = client.get_board(settings.miro_board_id)
+    except MiroAuthError as exc:
+        if exc.status == 403:
+            fix = "the token lacks boards:read/boards:write, or the board is not shared with its user; reinstall the app with both scopes"
+        else:
+            fix = "MIRO_ACCESS_TOKEN is wrong, revoked or expired; copy a fresh token from the app's settings"
+        return Check("miro token and board", False, f"Miro answered {exc.status} {exc.code}: {fix}")
+    except MiroNotFound:
+        return Check("miro token and board", False, f"board {settings.miro_board_id!r} not found (404): copy MIRO_BOARD_ID from the board's address (/app/board/<id>/)")
+    except MiroApiError as exc:
+        return Check("miro token and board", False, f"Miro answered {exc.status} {exc.code}: {exc.message}")
+    except MiroError as exc:
+        return Check("miro token and board", False, f"cannot reach {settings.miro_api_url}: {exc}")
+    return Check("miro token and board", True, f"token accepted; board {board.get('name') or settings.miro_board_id!r}")
+
+
+def check_tunnel(settings: Settings) -> Check:
+    if not settings.tunnel_configured:
+        return Check("tunnel", True, "not configured: uploads go by file (fine up to 6 MB; larger images are downscaled)")
+    try:
+        client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+        client.ping()
+    except redis.RedisError:
+        client = _NullRedis()
+    result = TunnelState(client, settings).usable(force=True)
+    if result.ok:
+        return Check("tunnel", True, f"{result.public_url} delivers images to browser-like fetchers")
+    return Check("tunnel", False, f"{result.reason}: {result.detail}")
+
+
+class _NullRedis:
+    """Stands in when Redis is down, so the tunnel can still be checked (nothing is cached)."""
+
+    def get(self, key):
+        return None
+
+    def set(self, *args, **kwargs):
+        return None
+
+    def delete(self, *args):
+        return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(create_folder=False)
+    except SettingsError as exc:
+        print(Check("settings", False, str(exc)).line())
+        return 1
+    register_secrets(settings.secrets)
+    checks = [Check("settings", True, f"board {settings.miro_board_id}, folder {settings.watch_folder}, mode {settings.upload_mode.value}")]
+    print(checks[0].line(), flush=True)
+    steps = [check_redis, check_folder, check_miro]
+    if not args.skip_tunnel:
+        steps.append(check_tunnel)
+    for step in steps:
+        check = step(settings)
+        checks.append(check)
+        print(check.line(), flush=True)
+    failed = [c for c in checks if not c.ok]
+    print(f"{len(checks) - len(failed)} passed, {len(failed)} failed" if failed else "all checks passed")
+    return 1 if failed else 0
