@@ -1,0 +1,47 @@
+# One image for every Python service of the stack: watcher, worker, image server, dashboard, sandbox.
+# The compose file picks the service with its `command` (`miro-sync watch`, `miro-sync worker`, ...).
+#
+# BASE_IMAGE: any Debian-like image with Python >= 3.11 and the venv module. The default is the official
+# image; the container test harness (scripts/compose-e2e) passes a locally built one instead.
+ARG BASE_IMAGE=python:3.12-slim
+FROM ${BASE_IMAGE}
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:$PATH
+
+# A virtualenv works the same on both bases: the official image's Python in /usr/local and a
+# distribution's Python in /usr/bin (which refuses system-wide pip installs, PEP 668).
+RUN python3 -m venv /opt/venv
+
+WORKDIR /app
+
+# Dependencies first, from pyproject.toml alone, so a source change does not re-download them.
+COPY pyproject.toml ./
+RUN mkdir -p shared services bench && touch README.md \
+    && pip install . \
+    && pip uninstall -y miro-sync
+
+# Then the project itself (a regular, non-editable install; README.md stays the placeholder).
+COPY shared ./shared
+COPY services ./services
+RUN pip install --no-deps . \
+    && rm -rf build *.egg-info \
+    && miro-sync --help >/dev/null
+
+# Never run as root. The uid is fixed so bind-mounted folders can be matched on the host if needed.
+RUN groupadd --gid 10001 miro \
+    && useradd --uid 10001 --gid miro --home-dir /app --no-create-home --shell /usr/sbin/nologin miro \
+    && mkdir -p /data/inbox \
+    && chown miro:miro /data/inbox
+USER miro:miro
+
+ENV WATCH_FOLDER=/data/inbox
+EXPOSE 8000 9181
+
+# Exec form: `miro-sync` is PID 1's child under compose's `init: true`, and gets SIGTERM directly.
+ENTRYPOINT ["miro-sync"]
+CMD ["--help"]
