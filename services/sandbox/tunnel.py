@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import signal
 import re
 import threading
 import time
@@ -504,3 +505,29 @@ def describe(handle: TunnelHandle) -> str:
             f" -> {handle.state.config.upstream}, mode {handle.mode}\n"
             f"ngrok agent API: http://{handle.state.config.host}:{handle.api_server.server_port}/api/endpoints"
             f" (agent {handle.state.config.agent_version})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ngrok stand-in alone (no Miro stand-in): ``python -m services.sandbox.tunnel``.
+
+    For a compose service that plays ngrok, or a tunnel in front of an image server run by hand.
+    """
+    from shared.log import configure
+
+    parser = argparse.ArgumentParser(prog="python -m services.sandbox.tunnel", description="the ngrok agent stand-in alone")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    add_arguments(parser)
+    parser.set_defaults(tunnel_port=0)
+    args = parser.parse_args(argv)
+    configure()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    with start_tunnel(config_from_args(args, host=args.host)) as handle:
+        print(describe(handle), flush=True)
+        stop.wait()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
