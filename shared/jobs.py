@@ -1,0 +1,81 @@
+"""Putting upload jobs on the queue: one job per file version, whoever asks and however often.
+
+The contract (docs/architecture.md, "Queue and jobs"): the job calls
+``services.worker.tasks.upload_image(path, size, mtime_ns)`` by name, with the JSON serializer,
+on ``settings.queue_name``, under the id ``img-`` + sha256(path \\0 size \\0 mtime_ns)[:40],
+enqueued with ``unique=True``. A second enqueue of the same version raises
+``DuplicateJobError`` while the job exists, whatever its state:
+
+* queued, started, scheduled, deferred: it will run (or is running): nothing to add;
+* finished: that version is done;
+* failed: a person requeues it from the dashboard; a new job with the same id would be the same
+  version failing the same way.
+
+So a duplicate is always skipped. Failed jobs are kept ``FAILURE_TTL`` (not RQ's default year),
+so a version that failed long ago can be queued again by a later scan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from redis import Redis
+from rq import Queue
+from rq.exceptions import DuplicateJobError
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from .log import get_logger
+
+UPLOAD_FUNCTION = "services.worker.tasks.upload_image"
+
+RESULT_TTL = 24 * 3600
+"""Seconds a finished job (and its result) stays visible in the dashboard."""
+
+FAILURE_TTL = 7 * 24 * 3600
+"""Seconds a failed job stays in the failed registry, for a person to requeue."""
+
+DEFAULT_JOB_TIMEOUT = 180
+"""Seconds, when the caller passes no ``job_timeout`` (the settings' default too)."""
+
+log = get_logger("jobs")
+
+
+def job_id(path: str, size: int, mtime_ns: int) -> str:
+    """The id of the job for one file version (``path`` relative, POSIX separators)."""
+    digest = hashlib.sha256(f"{path}\0{size}\0{mtime_ns}".encode("utf-8", "surrogateescape")).hexdigest()
+    return "img-" + digest[:40]
+
+
+def upload_queue(connection: Redis, name: str) -> Queue:
+    """The project's queue, with the JSON serializer every part uses."""
+    return Queue(name, connection=connection, serializer=JSONSerializer)
+
+
+def enqueue_upload(queue: Queue, path: str, size: int, mtime_ns: int, job_timeout: int = DEFAULT_JOB_TIMEOUT) -> Job | None:
+    """Queue the upload of this file version; None when its job already exists (then skipped)."""
+    jid = job_id(path, size, mtime_ns)
+    try:
+        return queue.enqueue_call(
+            UPLOAD_FUNCTION,
+            args=(path, size, mtime_ns),
+            job_id=jid,
+            unique=True,
+            timeout=job_timeout,
+            result_ttl=RESULT_TTL,
+            failure_ttl=FAILURE_TTL,
+            description=path,
+        )
+    except DuplicateJobError:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("job.exists", file=path, job_id=jid, status=_status(queue, jid))
+        return None
+
+
+def _status(queue: Queue, jid: str) -> str | None:
+    try:
+        status = Job.fetch(jid, connection=queue.connection, serializer=queue.serializer).get_status(refresh=False)
+    except Exception:  # gone since, or unreadable: only used for the debug line
+        return None
+    return getattr(status, "value", status)
