@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import re
+import threading
 from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 
 from shared import miro
-from shared.miro import MiroClient, MiroTransportError, RateInfo, parse_retry_after
+from shared.miro import MiroBadRequest, MiroClient, MiroServerError, MiroTransportError, RateInfo, parse_retry_after
 from tests.fixtures.procs import free_port
 
 TOKEN = "tok-SECRET-0123456789"
@@ -85,3 +88,54 @@ def test_one_session_per_process_and_a_new_one_after_fork():
     shared_with_parent = queue.get(timeout=30)
     child.join(10)
     assert shared_with_parent is False  # a fresh pool, not the parent's sockets
+
+
+class _Echo(BaseHTTPRequestHandler):
+    """A misbehaving server that repeats the Authorization header back in its answers."""
+
+    def do_GET(self) -> None:
+        header = self.headers.get("Authorization", "")
+        if self.path.endswith("/json-400"):
+            status, kind = 400, "application/json"
+            body = json.dumps({"type": "error", "status": 400, "code": "invalidParameters", "message": f"bad {header}",
+                               "context": {"fields": [{"field": "x", "message": header}]}})
+        elif self.path.endswith("/text-502"):
+            status, kind, body = 502, "text/html", f"<html>proxy error for {header}</html>"
+        else:
+            status, kind, body = 200, "text/plain", f"hello {header}"
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Retry-After", "12")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def echo_server():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_token_echoed_by_a_server_is_masked_everywhere(echo_server):
+    client = MiroClient(echo_server, TOKEN)
+    with pytest.raises(MiroBadRequest) as bad:
+        client.get_board("json-400")
+    with pytest.raises(MiroServerError) as proxy:
+        client.get_board("text-502")
+    with pytest.raises(MiroTransportError) as broken:
+        client.get_board("plain-200")
+    assert bad.value.message == "bad Bearer ***" and bad.value.context["fields"][0]["message"] == "Bearer ***"
+    assert proxy.value.code is None and "proxy error for Bearer ***" in proxy.value.message
+    assert proxy.value.retry_after == 12.0
+    assert "broken response" in str(broken.value) and broken.value.status == 200
+    for exc in (bad.value, proxy.value, broken.value):
+        for text in (str(exc), repr(exc), repr(exc.context)):
+            assert TOKEN not in text
