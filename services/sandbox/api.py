@@ -7,21 +7,17 @@ is not documented are marked ASSUMPTION and listed in ``services/sandbox/README.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import time
 from functools import wraps
 from typing import Any, Callable
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from shared.log import get_logger
 
-from . import errors, geometry, render
+from . import bodies, errors, geometry, render, resources
 from .config import LEVEL_1, LEVEL_2, LEVEL_3, READ, WRITE
 from .errors import ApiError, invalid
 from .fetcher import fetch
@@ -35,10 +31,6 @@ bp = Blueprint("miro_api", __name__, url_prefix="/v2")
 ITEM_TYPES = ("text", "shape", "sticky_note", "image", "document", "card", "app_card", "preview", "frame", "embed",
               "doc_format", "data_table_format")
 """``type`` values ``GET /items`` accepts (the spec's enum)."""
-URL_BODY_KEYS = {"data", "position", "geometry", "parent"}
-FILE_DATA_KEYS = {"title", "altText", "position", "geometry", "parent"}
-RESOURCE_URL_TTL = 60
-"""Seconds a resource URL handed out by ``redirect=false``/``redirect=true`` stays valid (Miro: 60)."""
 ANONYMOUS = ""
 
 
@@ -140,12 +132,12 @@ def create_image(board_id: str):
     fetched: Fetch | None = None
     from_file = request.mimetype == "multipart/form-data"
     if from_file:
-        body, content, part_type = _multipart()
+        body, content, part_type = bodies.multipart(sandbox().config.max_resource_bytes)
         title = body.get("title", "")
     else:
-        body = _json_body()
-        _check_keys(body, URL_BODY_KEYS)
-        data = _url_data(body, required=True) or {}
+        body = bodies.json_body()
+        bodies.check_keys(body, bodies.URL_BODY_KEYS)
+        data = bodies.url_data(body, required=True) or {}
         title = data.get("title", "")
     x, y = geometry.read_position(body) or (0.0, 0.0)
     width, height, rotation = geometry.read_image_geometry(body)
@@ -182,13 +174,13 @@ def update_image(board_id: str, item_id: str):
     url: str | None = None
     new_bytes: tuple[bytes, str | None, Fetch | None] | None = None
     if request.mimetype == "multipart/form-data":
-        body, content, part_type = _multipart()
+        body, content, part_type = bodies.multipart(sandbox().config.max_resource_bytes)
         changes.update({k: body[src] for src, k in (("title", "title"), ("altText", "alt_text")) if src in body})
         new_bytes = (content, part_type, None)
     else:
-        body = _json_body()
-        _check_keys(body, URL_BODY_KEYS)
-        data = _url_data(body, required=False) or {}
+        body = bodies.json_body()
+        bodies.check_keys(body, bodies.URL_BODY_KEYS)
+        data = bodies.url_data(body, required=False) or {}
         if "title" in data:
             changes["title"] = data["title"]
         url = data.get("url")
@@ -232,7 +224,7 @@ def get_resource(board_id: str, resource_id: str):
     item = sandbox().store.by_resource(board_id, resource_id)
     if item is None:
         raise errors.not_found("Resource")
-    url = signed_resource_url(board_id, resource_id)
+    url = resources.signed_url(base_url(), sandbox().secret, board_id, resource_id)
     if redirect == "true":
         response = Response(status=307)
         response.headers["Location"] = url
@@ -247,21 +239,21 @@ def get_resource(board_id: str, resource_id: str):
 @bp.post("/boards/<board_id>/frames")
 @operation(LEVEL_2, WRITE)
 def create_frame(board_id: str):
-    body = _json_body()
-    _check_keys(body, {"data", "style", "position", "geometry"})
+    body = bodies.json_body()
+    bodies.check_keys(body, {"data", "style", "position", "geometry"})
     data = body.get("data")
     if not isinstance(data, dict):
         raise invalid("data", "data is required and must be an object", reason="required")
-    _check_keys(data, {"title", "format", "type", "showContent"}, "data")
+    bodies.check_keys(data, {"title", "format", "type", "showContent"}, "data")
     if data.get("format", "custom") != "custom":
         raise invalid("data.format", "data.format can only be custom when a frame is created")
     if data.get("type", "freeform") != "freeform":
         raise invalid("data.type", "data.type can only be freeform when a frame is created")
-    title = _string(data.get("title", ""), "data.title")
+    title = bodies.string(data.get("title", ""), "data.title")
     style = body.get("style") or {}
     if not isinstance(style, dict):
         raise invalid("style", "style must be an object")
-    _check_keys(style, {"fillColor"}, "style")
+    bodies.check_keys(style, {"fillColor"}, "style")
     x, y = geometry.read_position(body) or (0.0, 0.0)
     width, height = geometry.read_frame_geometry(body)
     sb = sandbox()
@@ -269,7 +261,7 @@ def create_frame(board_id: str):
     now, user = time.time(), render.user_id(g.token)
     item = Item(id=item_id, board_id=board_id, type="frame", title=title, x=x, y=y, width=width, height=height,
                 created_at=now, created_by=user, modified_at=now, modified_by=user,
-                fill_color=_string(style["fillColor"], "style.fillColor") if "fillColor" in style else None)
+                fill_color=bodies.string(style["fillColor"], "style.fillColor") if "fillColor" in style else None)
     sb.store.add(item)
     return jsonify(render.frame_item(base_url(), item)), 201
 
@@ -294,7 +286,7 @@ def delete_frame(board_id: str, item_id: str):
 @operation(LEVEL_2, READ)
 def list_items(board_id: str):
     args = request.args
-    limit = _limit(args.get("limit", "10"))
+    limit = bodies.limit(args.get("limit", "10"))
     kind = args.get("type")
     if kind is not None and kind not in ITEM_TYPES:
         raise invalid("type", f"type must be one of {', '.join(ITEM_TYPES)}")
@@ -307,7 +299,7 @@ def list_items(board_id: str):
         items = sb.store.items(board_id)
     if kind:
         items = [i for i in items if i.type == kind]
-    after = _cursor_after(args.get("cursor"))
+    after = bodies.cursor_after(args.get("cursor"))
     remaining = [i for i in items if int(i.id) > after] if after is not None else items
     page = remaining[:limit]
     base = base_url()
@@ -316,7 +308,7 @@ def list_items(board_id: str):
     body: dict[str, Any] = {"data": [render.generic_item(base, i) for i in page], "total": len(items), "size": len(page),
                             "limit": limit, "links": {"self": self_url}}
     if len(remaining) > limit:
-        cursor = base64.b64encode(f"{page[-1].id}~".encode()).decode()
+        cursor = bodies.cursor_for(page[-1].id)
         body["cursor"] = cursor
         body["links"]["next"] = f"{base}{request.path}?{urlencode({**query, 'cursor': cursor})}"
     return jsonify(body)
@@ -332,8 +324,8 @@ def get_item(board_id: str, item_id: str):
 @operation(LEVEL_2, WRITE)
 def update_item(board_id: str, item_id: str):
     item = _item(board_id, item_id)
-    body = _json_body()
-    _check_keys(body, {"position", "parent"})
+    body = bodies.json_body()
+    bodies.check_keys(body, {"position", "parent"})
     changes = _placement(board_id, item, body)
     sandbox().store.update(item, modified_at=time.time(), modified_by=render.user_id(g.token), **changes)
     return jsonify(render.generic_item(base_url(), item))
@@ -403,35 +395,6 @@ def _delete(board_id: str, item: Item) -> None:
     sb.store.delete(board_id, item.id)
 
 
-def _json_body() -> dict[str, Any]:
-    if request.mimetype != "application/json":
-        raise invalid("Content-Type", "send application/json (or multipart/form-data for a file upload)")
-    try:
-        body = json.loads(request.get_data(as_text=True) or "null")
-    except ValueError:
-        raise invalid("body", "the request body is not valid JSON") from None
-    return geometry.require_json_object(body)
-
-
-def _url_data(body: dict[str, Any], required: bool) -> dict[str, Any] | None:
-    data = body.get("data")
-    if data is None and not required:
-        return None
-    if not isinstance(data, dict):
-        raise invalid("data", "data is required and must be an object", reason="required")
-    _check_keys(data, {"url", "title"}, "data")
-    if "title" in data:
-        _string(data["title"], "data.title")
-    url = data.get("url")
-    if url is None and not required:
-        return data
-    if not isinstance(url, str) or not url:
-        raise invalid("data.url", "data.url is required", reason="required")
-    if not url.startswith(("http://", "https://", "data:")):
-        raise invalid("data.url", "data.url must be an http(s) or data: URL")
-    return data
-
-
 def _fetch(url: str) -> tuple[bytes, str | None, Fetch]:
     sb = sandbox()
     result = fetch(url, sb.config.fetch_user_agent, sb.config.fetch_timeout)
@@ -443,98 +406,7 @@ def _fetch(url: str) -> tuple[bytes, str | None, Fetch]:
                                                        result.error)
 
 
-def _multipart() -> tuple[dict[str, Any], bytes, str | None]:
-    """The ``resource`` file and the optional ``data`` JSON part (with or without its own Content-Type)."""
-    resource = request.files.get("resource")
-    if resource is None:
-        raise invalid("resource", "resource is required: the image file as a multipart part", reason="required")
-    limit = sandbox().config.max_resource_bytes
-    content = resource.read(limit + 1)
-    if len(content) > limit:
-        # ASSUMPTION: over 6 MB is 400 invalidParameters naming resource (Miro's real answer is undocumented).
-        raise invalid("resource", f"the file is larger than the maximum of {limit} bytes (6 MB)", reason="tooLarge")
-    raw: str | None = request.form.get("data")
-    if raw is None and "data" in request.files:
-        raw = request.files["data"].read().decode("utf-8", errors="replace")
-    body: dict[str, Any] = {}
-    if raw is not None and raw.strip():
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            raise invalid("data", "the data part is not valid JSON") from None
-        body = geometry.require_json_object(body)
-    _check_keys(body, FILE_DATA_KEYS, "data")
-    for key in ("title", "altText"):
-        if key in body:
-            _string(body[key], f"data.{key}")
-    return body, content, resource.mimetype or None
-
-
 def _bytes_fields(content: bytes, picture: Any, received_type: str | None) -> dict[str, Any]:
     sha = sandbox().store.put_blob(content)
     content_type = picture.content_type or received_type or "application/octet-stream"
     return {"sha256": sha, "bytes_len": len(content), "content_type": content_type, "decodes": picture.size is not None}
-
-
-def _check_keys(obj: dict[str, Any], allowed: set[str], prefix: str = "") -> None:
-    unknown = sorted(set(obj) - allowed)
-    if unknown:
-        name = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
-        raise invalid(name, f"unknown field {name}")
-
-
-def _string(value: Any, field: str) -> str:
-    if not isinstance(value, str):
-        raise invalid(field, f"{field} must be a string")
-    return value
-
-
-def _limit(raw: str) -> int:
-    try:
-        limit = int(raw)
-    except ValueError:
-        limit = -1
-    if not 10 <= limit <= 50:
-        raise invalid("limit", "limit must be a number between 10 and 50")
-    return limit
-
-
-def _cursor_after(raw: str | None) -> int | None:
-    if raw is None:
-        return None
-    try:
-        last = base64.b64decode(raw, validate=True).decode().rstrip("~")
-        return int(last)
-    except ValueError:
-        raise invalid("cursor", "cursor is not one this board gave out") from None
-
-
-def signed_resource_url(board_id: str, resource_id: str) -> str:
-    expires = int(time.time()) + RESOURCE_URL_TTL
-    sig = _signature(board_id, resource_id, expires)
-    return f"{base_url()}/resources/{quote(board_id, safe='')}/{resource_id}?expires={expires}&signature={sig}"
-
-
-def _signature(board_id: str, resource_id: str, expires: int) -> str:
-    message = f"{board_id}\n{resource_id}\n{expires}".encode()
-    return hmac.new(sandbox().secret, message, hashlib.sha256).hexdigest()
-
-
-def resource_signature_ok(board_id: str, resource_id: str, expires: str, signature: str) -> bool:
-    if not expires.isdigit() or int(expires) < time.time():
-        return False
-    return hmac.compare_digest(_signature(board_id, resource_id, int(expires)), signature)
-
-
-# ---- the short-lived file URLs resources redirect to (no token, like Miro's signed CDN links) ----
-
-files_bp = Blueprint("miro_files", __name__)
-
-
-@files_bp.get("/resources/<board_id>/<resource_id>")
-def resource_file(board_id: str, resource_id: str):
-    ok = resource_signature_ok(board_id, resource_id, request.args.get("expires", ""), request.args.get("signature", ""))
-    item = sandbox().store.by_resource(board_id, resource_id) if sandbox().store.has_board(board_id) else None
-    if not ok or item is None or item.sha256 is None:
-        return Response("Forbidden: this link is invalid or expired\n", status=403, mimetype="text/plain")
-    return Response(sandbox().store.blob(item.sha256), content_type=item.content_type)

@@ -17,8 +17,8 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from shared.log import get_logger
 
-from . import admin, api
-from .config import REQUEST_LOG_SIZE, SandboxConfig
+from . import admin, api, resources
+from .config import ALL_SCOPES, REQUEST_LOG_SIZE, SandboxConfig
 from .control import SandboxControl
 from .credits import CreditBuckets
 from .faults import Faults
@@ -57,7 +57,7 @@ def create_app(config: SandboxConfig | None = None) -> Flask:
     app.json.sort_keys = False  # keep Miro's field order (id, type, data, ...) for people reading answers
     app.extensions["sandbox"] = sandbox
     app.register_blueprint(api.bp)
-    app.register_blueprint(api.files_bp)
+    app.register_blueprint(resources.bp)
     app.register_blueprint(admin.bp)
 
     @app.errorhandler(HTTPException)
@@ -87,7 +87,18 @@ class SandboxHandle(SandboxControl):
         self.host = config.host
         self.port = self._server.server_port
         super().__init__(f"http://{self.host}:{self.port}")
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"sandbox:{self.port}", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"sandbox:{self.port}", daemon=True)
+
+    @property
+    def token(self) -> str:
+        """A token with every scope (the first configured one if none has them all)."""
+        full = [t for t, scopes in self.config.tokens.items() if set(scopes) >= ALL_SCOPES]
+        return (full or list(self.config.tokens))[0]
+
+    @property
+    def board_id(self) -> str:
+        return self.config.boards[0]
 
     def start(self) -> "SandboxHandle":
         self._thread.start()

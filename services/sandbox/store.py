@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from shared.log import get_logger
 
@@ -213,8 +213,3 @@ class Store:
         self._ids = itertools.count(max_id + 1)
         self._resource_ids = itertools.count(max_rid + 1)
         log.info("sandbox.state.loaded", path=str(self._path), items=sum(len(b.items) for b in self._boards.values()))
-
-    def iter_all(self) -> Iterator[Item]:
-        with self._lock:
-            for board in self._boards.values():
-                yield from list(board.items.values())
