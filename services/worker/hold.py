@@ -11,6 +11,7 @@ import json
 import time
 
 from shared import keys
+from shared.ratelimit import Cost
 from shared.log import get_logger
 from shared.miro import MiroAuthError, MiroError
 
@@ -41,7 +42,7 @@ def recheck(ctx) -> bool:
     if not ctx.redis.set(keys.AUTH_BLOCKED + ":recheck", "1", nx=True, ex=RECHECK_SECONDS):
         return False
     try:
-        ctx.limiter.acquire(50)
+        ctx.limiter.acquire(Cost.BOARD_GET)
         ctx.miro.get_board(ctx.settings.miro_board_id)
     except MiroAuthError:
         return False

@@ -19,6 +19,8 @@ import redis
 from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 
+from shared.ratelimit import Cost
+from shared import keys
 from shared.log import configure, get_logger, register_secrets
 from shared.miro import MiroApiError, MiroAuthError, MiroError, MiroNotFound
 from shared.settings import load_settings
@@ -74,7 +76,7 @@ def wait_for_redis(connection: redis.Redis, timeout: float | None = None) -> Non
 def check_miro(ctx: WorkerContext) -> str | None:
     """None when the token and board are fine (or Miro is unreachable for now), else the reason."""
     try:
-        ctx.limiter.acquire(50)
+        ctx.limiter.acquire(Cost.BOARD_GET)
         ctx.miro.get_board(ctx.settings.miro_board_id)
     except MiroAuthError as exc:
         return hold.explain(exc)
@@ -105,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"miro-sync worker: {problem}", file=sys.stderr)
             return 2
         if hold.blocked(ctx):
-            connection.delete("miro-sync:auth-blocked")
+            connection.delete(keys.AUTH_BLOCKED)
             log.info("miro.token_accepted", action="hold lifted at start-up")
 
     # Warm what every job uses, so the first upload is as fast as the rest.

@@ -21,6 +21,7 @@ from shared import keys, signing
 from shared.imagetype import ImageInfo, prepare_upload
 from shared.ledger import Delivery
 from shared.log import get_logger
+from shared.ratelimit import Cost
 
 from .context import WorkerContext
 
@@ -58,7 +59,7 @@ def upload_by_url(ctx: WorkerContext, path: Path, relpath: str, info: ImageInfo,
         raise TunnelUnavailable(probe)
     signed = signing.sign_path(relpath, settings.url_signing_secret or "", settings.url_ttl_seconds)
     sig = parse_qs(urlsplit(signed).query)["sig"][0]
-    ctx.limiter.acquire(100)
+    ctx.limiter.acquire(Cost.IMAGE_WRITE)
     item = ctx.miro.create_image_url(
         settings.miro_board_id, public_url + signed, title=data["title"], position=data["position"], geometry=data["geometry"]
     )
@@ -71,7 +72,7 @@ def upload_by_url(ctx: WorkerContext, path: Path, relpath: str, info: ImageInfo,
     ctx.tunnel.invalidate()
     ctx.tunnel.warn_once(ctx.tunnel.usable(force=True), log)
     upload = prepare_upload(path, info, settings.max_upload_bytes)
-    ctx.limiter.acquire(100)
+    ctx.limiter.acquire(Cost.IMAGE_WRITE)
     ctx.miro.update_image_file(settings.miro_board_id, item_id, upload.content, upload.filename, upload.content_type)
     log.info("upload.repaired", file=relpath, item_id=item_id, reason="Miro did not fetch the signed URL")
     return Delivered(item_id, "url", Delivery.REPAIRED, len(upload.content), upload.converted)

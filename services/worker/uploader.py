@@ -28,6 +28,7 @@ from shared.layout import fit_geometry, slot_center, slot_of_position
 from shared.ledger import ContentEntry, Delivery, Intent
 from shared.log import get_logger
 from shared.miro import MiroApiError, MiroRateLimited
+from shared.ratelimit import Cost
 from shared.settings import DuplicatePolicy, UploadMode
 
 from .context import WorkerContext
@@ -176,9 +177,11 @@ class Uploader:
                 outcome = upload_by_url(self.ctx, path, relpath, info, data)
             else:
                 outcome = upload_by_file(self.ctx, path, info, data, self._call)
-        except MiroRateLimited:
+        except MiroRateLimited as exc:
             # Miro refused the call outright: nothing was created, no recovery search needed.
+            # Every worker pauses until Miro's reset (its headers may be missing on a 429).
             ledger.abandon(key)
+            self.ctx.limiter.pause_after(exc)
             raise
         except MiroApiError as exc:
             # A 4xx means nothing was created; after a 5xx we cannot be sure, so keep the intent.
@@ -213,18 +216,23 @@ class Uploader:
 
     def _find_previous_item(self, intent: Intent) -> str | None:
         """The image item with the intent's title at the intent's slot, if an earlier attempt made one."""
-        grid = self.settings.grid
-        for item in self.ctx.miro.iter_items(self.settings.miro_board_id, type="image"):
-            pos = item.get("position") or {}
-            if (item.get("data") or {}).get("title") != intent.title or "x" not in pos:
-                continue
-            if slot_of_position(grid, float(pos["x"]), float(pos["y"])) == intent.slot:
-                return str(item["id"])
-        return None
+        grid, cursor = self.settings.grid, None
+        while True:
+            self.ctx.limiter.acquire(Cost.LIST_PAGE)
+            page = self.ctx.miro.list_items(self.settings.miro_board_id, type="image", limit=50, cursor=cursor)
+            for item in page.get("data", []):
+                pos = item.get("position") or {}
+                if (item.get("data") or {}).get("title") != intent.title or "x" not in pos:
+                    continue
+                if slot_of_position(grid, float(pos["x"]), float(pos["y"])) == intent.slot:
+                    return str(item["id"])
+            cursor = page.get("cursor")
+            if not cursor:
+                return None
 
     def _call(self, fn, *args, **kwargs):
-        """One Miro call under the shared credit budget (Level 2: 100 credits)."""
-        self.ctx.limiter.acquire(100)
+        """One image write under the shared credit budget."""
+        self.ctx.limiter.acquire(Cost.IMAGE_WRITE)
         return fn(*args, **kwargs)
 
     # --- locking ------------------------------------------------------------------------------
