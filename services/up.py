@@ -179,6 +179,8 @@ def run(args: argparse.Namespace) -> int:
         register_secrets([env.get("MIRO_ACCESS_TOKEN", ""), env["URL_SIGNING_SECRET"]])
 
         stack.start("image-server", me + ["serve"], env)
+        # Workers probe the tunnel at their first url upload: the image server must answer by then.
+        _wait_http(f"http://127.0.0.1:{image_port}/healthz", timeout=30)
         stack.start("watcher", me + ["watch"], env)
         for i in range(args.workers):
             stack.start(f"worker-{i + 1}", me + ["worker"], env)

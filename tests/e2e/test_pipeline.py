@@ -90,7 +90,7 @@ def test_bad_files_reported_once_and_never_reach_miro(local_stack):
     expected = {"fine.png": make_image(local_stack.folder / "fine.png", "png", seed=3)}
     local_stack.wait_items(1)
     wait_for(lambda: all(f"file={n}" in local_stack.log() or f'file="{n}"' in local_stack.log() for n in ("notes.png", "empty.png", "cut.jpg")), 20,
-             what="a line for each bad file\n" + local_stack.log()[-3000:])
+             what=lambda: "a line for each bad file\n" + local_stack.log()[-3000:])
     time.sleep(1.5)
     assert_board_matches(local_stack, expected)
     log = local_stack.log()
