@@ -22,7 +22,7 @@ from pathlib import Path
 import redis
 
 from shared.log import configure, get_logger, register_secrets
-from shared.settings import load_env
+from shared.settings import load_env, load_settings
 
 log = get_logger("up")
 
@@ -160,20 +160,24 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    image_port = int(env["IMAGE_SERVER_BIND"].rsplit(":", 1)[1])
+    sandbox_url = f"http://127.0.0.1:{args.sandbox_port}"
+    if args.sandbox:
+        env.setdefault("MIRO_ACCESS_TOKEN", SANDBOX_TOKEN)
+        env.setdefault("MIRO_BOARD_ID", SANDBOX_BOARD)
+        env["MIRO_API_URL"] = sandbox_url
+        if not args.no_tunnel:
+            env["NGROK_API_URL"] = f"http://127.0.0.1:{args.tunnel_api_port}"
+    # Every child validates its own settings too; checking here first gives one line, not five.
+    load_settings(environ=env)
     try:
         env["REDIS_URL"] = _start_redis(stack, env, args.redis_port)
-        image_port = int(env["IMAGE_SERVER_BIND"].rsplit(":", 1)[1])
         if args.sandbox:
-            env.setdefault("MIRO_ACCESS_TOKEN", SANDBOX_TOKEN)
-            env.setdefault("MIRO_BOARD_ID", SANDBOX_BOARD)
-            sandbox_url = f"http://127.0.0.1:{args.sandbox_port}"
-            env["MIRO_API_URL"] = sandbox_url
             cmd = me + ["sandbox", "--port", str(args.sandbox_port), "--token", env["MIRO_ACCESS_TOKEN"],
                         "--board", env["MIRO_BOARD_ID"], "--state", str(state_dir / "sandbox.json")]
             if not args.no_tunnel:
                 cmd += ["--tunnel-port", str(args.tunnel_port), "--tunnel-api-port", str(args.tunnel_api_port),
                         "--tunnel-upstream", f"http://127.0.0.1:{image_port}"]
-                env["NGROK_API_URL"] = f"http://127.0.0.1:{args.tunnel_api_port}"
             stack.start("sandbox", cmd, env)
             _wait_http(sandbox_url + "/_sandbox/stats")
         register_secrets([env.get("MIRO_ACCESS_TOKEN", ""), env["URL_SIGNING_SECRET"]])

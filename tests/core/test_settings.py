@@ -78,13 +78,13 @@ def test_dotenv_file_is_read_and_environment_wins(tmp_path):
     assert s.miro_access_token == "from-file-123" and s.grid.columns == 7
 
 
-@pytest.mark.parametrize("command", ["watch", "worker", "serve"])
-def test_each_service_stops_with_one_line_and_exit_2(command, tmp_path):
+# Each service requires only what it uses: the watcher never calls Miro, the image server holds no token.
+@pytest.mark.parametrize("command,expected", [("watch", "WATCH_FOLDER"), ("worker", "MIRO_ACCESS_TOKEN"), ("serve", "WATCH_FOLDER"), ("up", "MIRO_ACCESS_TOKEN")])
+def test_each_service_stops_with_one_line_and_exit_2(command, expected, tmp_path):
     env = {"PATH": "/usr/bin:/bin", "MIRO_SYNC_ENV_FILE": "/nonexistent", "HOME": str(tmp_path)}
-    proc = subprocess.run(MIRO_SYNC + [command], env=env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(MIRO_SYNC + [command], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, proc.stderr
     assert "Traceback" not in proc.stderr
-    expected = "URL_SIGNING_SECRET" if command == "serve" else "MIRO_ACCESS_TOKEN"
     assert expected in lines[0] and "is not set" in lines[0]
