@@ -35,8 +35,8 @@ RUN pip install --no-deps . \
 # Never run as root. The uid is fixed so bind-mounted folders can be matched on the host if needed.
 RUN groupadd --gid 10001 miro \
     && useradd --uid 10001 --gid miro --home-dir /app --no-create-home --shell /usr/sbin/nologin miro \
-    && mkdir -p /data/inbox \
-    && chown miro:miro /data/inbox
+    && mkdir -p /data/inbox /data/state \
+    && chown miro:miro /data/inbox /data/state
 USER miro:miro
 
 ENV WATCH_FOLDER=/data/inbox

@@ -107,6 +107,24 @@ def same_origin_only() -> Response | None:
     return None
 
 
+def _read_workers_with(serializer) -> None:
+    """Make rq-dashboard's worker views read the workers' current jobs with ``serializer``.
+
+    rq-dashboard 0.9 lists workers with ``Worker.all(connection=...)``, ignoring its serializer
+    setting, so the workers page fails (500) whenever a worker is running a JSON job.
+    """
+    import rq_dashboard.web
+    from rq import Worker
+
+    class _Worker(Worker):
+        @classmethod
+        def all(cls, *args, **kwargs):
+            kwargs["serializer"] = kwargs.get("serializer") or serializer
+            return super().all(*args, **kwargs)
+
+    rq_dashboard.web.Worker = _Worker
+
+
 def create_app(redis_url: str, auth: tuple[str, str] | None, disable_delete: bool = False,
                url_prefix: str = "", poll_interval_ms: int = 2500) -> Flask:
     """rq-dashboard's Flask app with the JSON serializer, our auth and our request guard."""
@@ -121,6 +139,7 @@ def create_app(redis_url: str, auth: tuple[str, str] | None, disable_delete: boo
     app.config.update(RQ_DASHBOARD_REDIS_URL=redis_url, RQ_DASHBOARD_DISABLE_DELETE=disable_delete,
                       RQ_DASHBOARD_POLL_INTERVAL=poll_interval_ms, DEPRECATED_OPTIONS=[])
     dashboard_config.serializer = JSONSerializer
+    _read_workers_with(JSONSerializer)
     setup_rq_connection(app)  # builds the client only; Redis is contacted per request
     if auth is not None:
         app.before_request(basic_auth(*auth))
@@ -151,6 +170,9 @@ def run(args: argparse.Namespace) -> int:
         "proc_name": "miro-sync-dashboard",
         "timeout": 60,
         "graceful_timeout": 5,
+        # gunicorn >= 24 opens a control socket in $HOME/.gunicorn by default: one path for every
+        # gunicorn of the user (the image server's too), and not writable in the container.
+        "control_socket_disable": True,
     }
     try:
         _Gunicorn(app, options).run()

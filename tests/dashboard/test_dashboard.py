@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 import requests
-from rq import Queue
+from rq import Queue, Worker
 from rq.serializers import JSONSerializer
 
 from services.dashboard import create_app
@@ -93,3 +93,17 @@ def test_disable_delete(redis_url, redis_client):
     answer = client.post(f"/job/{job.id}/delete", headers={"X-Requested-With": "XMLHttpRequest"})
     assert answer.get_json()["status"] == "DISABLED"
     assert Queue(QUEUE, connection=redis_client, serializer=JSONSerializer).count == 1
+
+
+def test_lists_a_worker_busy_with_a_json_job(redis_url, redis_client):
+    job = enqueue_json_job(redis_client)
+    worker = Worker([QUEUE], connection=redis_client, serializer=JSONSerializer, name="busy-worker")
+    worker.register_birth()
+    worker.set_state("busy")
+    worker.set_current_job_id(job.id)
+    client = create_app(redis_url, auth=None).test_client()
+
+    answer = client.get("/0/data/workers.json")  # rq-dashboard alone: 500 (reads the job as pickle)
+    assert answer.status_code == 200
+    (listed,) = answer.get_json()["workers"]
+    assert listed["name"] == "busy-worker" and listed["current_job"]["job_id"] == job.id
