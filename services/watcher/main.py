@@ -1,0 +1,99 @@
+"""`miro-sync watch`: watch WATCH_FOLDER and queue an upload job for each new image.
+
+Exit codes: 0 after SIGTERM/SIGINT (or ``--once``), 1 when the observer dies, 2 on a
+configuration problem (one line on stderr, from the CLI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+import time
+
+import redis
+
+from shared.jobs import upload_queue
+from shared.ledger import Ledger
+from shared.log import configure, get_logger, register_secrets
+from shared.settings import Need, SettingsError, load_settings
+
+from .observer import start_observer
+from .watcher import EVENT_TYPES, Watcher
+
+log = get_logger("watcher")
+
+REDIS_WAIT_SECONDS = 60.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--once", action="store_true", help="scan the folder once, queue what is new, and exit (no watching)")
+
+
+def run(args: argparse.Namespace) -> int:
+    # The watcher never calls Miro: it needs the board id (the ledger's key) but not the token.
+    settings = load_settings(needs=(Need.FOLDER,))
+    if not settings.miro_board_id:
+        raise SettingsError("MIRO_BOARD_ID", "is not set; expected the board id, the part after /app/board/ in the board's address")
+    register_secrets(settings.secrets)
+    configure(settings.log_level, settings.log_format)
+
+    stop = threading.Event()
+    connection = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
+    watcher = Watcher(
+        folder=settings.watch_folder,
+        ledger=Ledger(connection, settings.miro_board_id),
+        jobs=upload_queue(connection, settings.queue_name),
+        settle_seconds=settings.settle_seconds,
+        rescan_interval=settings.rescan_interval,
+        job_timeout=settings.job_timeout,
+        close_events=False,  # set once the observer is known
+    )
+
+    def on_signal(signum, _frame):
+        stop.set()
+        watcher.wake()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if not _wait_for_redis(connection, stop):
+        return 0 if stop.is_set() else 1
+
+    if args.once:
+        stats = watcher.scan()
+        log.info("watch.scan", files=stats.files, queued=stats.queued, synced=stats.synced, rejected=stats.rejected, pending=stats.pending, seconds=round(stats.seconds, 3))
+        return 0
+
+    # Watch first, then scan: a file arriving during the scan is seen by one or the other.
+    observer = start_observer(settings.watch_mode, settings.watch_folder, watcher.handler(), settings.poll_interval, EVENT_TYPES)
+    watcher.close_events = "Inotify" in type(observer).__name__
+    log.info("watch.started", folder=str(settings.watch_folder), mode=settings.watch_mode.value, observer=type(observer).__name__,
+             board=settings.miro_board_id, queue=settings.queue_name)
+    try:
+        healthy = watcher.run(stop, alive=lambda: observer.is_alive() and all(e.is_alive() for e in observer.emitters))
+    finally:
+        observer.stop()
+        observer.join(timeout=5)
+    if not healthy:
+        log.error("watch.failed", reason="the file observer stopped (was the folder removed or unmounted?)")
+        return 1
+    log.info("watch.stopped")
+    return 0
+
+
+def _wait_for_redis(connection: redis.Redis, stop: threading.Event) -> bool:
+    deadline = time.monotonic() + REDIS_WAIT_SECONDS
+    warned = False
+    while True:
+        try:
+            connection.ping()
+            return True
+        except redis.RedisError as exc:
+            if time.monotonic() >= deadline:
+                log.error("redis.unavailable", error=str(exc), waited=REDIS_WAIT_SECONDS)
+                return False
+            if not warned:
+                log.warning("redis.waiting", error=str(exc))
+                warned = True
+            if stop.wait(1.0):
+                return False

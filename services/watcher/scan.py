@@ -1,0 +1,71 @@
+"""Walking the watch folder cheaply: ``os.scandir``, one lstat per file, no reads, in chunks.
+
+The walk streams: a 100,000-file folder is handed over a chunk at a time and never held as a
+whole, and the directory stack holds only folders still to visit.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from .filters import ignore_reason
+
+CHUNK = 1000
+"""Files per chunk: one pipelined ledger lookup each."""
+
+
+@dataclass(frozen=True)
+class Seen:
+    relpath: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class ScanStats:
+    files: int = 0
+    queued: int = 0
+    synced: int = 0
+    rejected: int = 0
+    pending: int = 0  # still being written: left to the settle timer
+    seconds: float = 0.0
+
+
+def walk(folder: Path, under: str = "", chunk: int = CHUNK) -> Iterator[list[Seen]]:
+    """Every candidate entry below ``folder/under`` (files, links, oddities; not folders).
+
+    Hidden folders and ignored names are skipped; links to folders are reported (as entries)
+    and never followed.
+    """
+    stack = [under]
+    batch: list[Seen] = []
+    while stack:
+        rel_dir = stack.pop()
+        try:
+            with os.scandir(os.path.join(folder, rel_dir) if rel_dir else folder) as entries:
+                for entry in entries:
+                    relpath = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            if not entry.name.startswith("."):
+                                stack.append(relpath)
+                            continue
+                        if ignore_reason(relpath):
+                            continue
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError:  # vanished mid-walk
+                        continue
+                    if stat.S_ISDIR(st.st_mode):
+                        continue
+                    batch.append(Seen(relpath, st.st_size, st.st_mtime_ns))
+                    if len(batch) >= chunk:
+                        yield batch
+                        batch = []
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            continue  # a folder removed (or closed to us) mid-walk: its files have no future here
+    if batch:
+        yield batch

@@ -1,0 +1,370 @@
+"""The watcher's loop: file events and scans in, one RQ job per complete image version out.
+
+When is a file complete?
+
+* inotify ``FileClosedEvent`` (close after write) or ``FileMovedEvent`` into the folder
+  (browser downloads, atomic saves): at once;
+* a created file with no close event (moved in from another folder under inotify; any new or
+  changed file in polling mode): when its size and mtime have not changed for
+  ``SETTLE_SECONDS`` (:mod:`.settle`). Under inotify a new file that a process opens waits for
+  that process's close instead, however slowly it writes;
+* the start-up scan and the periodic rescan (missed events, inotify overflows): files not in
+  the ledger, unless they changed within ``SETTLE_SECONDS`` (then the settle timer decides).
+
+Everything runs on one thread: the observer's thread only hands events over a queue, so the
+ledger, the settle timers and the debounce map need no locks. Scans go a chunk at a time and
+events are handled between chunks, so a long rescan does not delay a new file.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import stat
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Callable
+
+import redis
+from rq import Queue
+from watchdog.events import (
+    DirCreatedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileClosedNoWriteEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileOpenedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+
+from shared.jobs import enqueue_upload
+from shared.ledger import Ledger
+from shared.log import get_logger
+
+from .files import Candidate, Gone, NotAFile, Refused, examine
+from .filters import ignore_reason, printable
+from .scan import ScanStats, Seen, walk
+from .settle import Settler
+
+log = get_logger("watcher")
+
+EVENT_TYPES = [
+    FileClosedEvent, FileClosedNoWriteEvent, FileOpenedEvent, FileCreatedEvent, FileModifiedEvent,
+    FileMovedEvent, FileDeletedEvent, DirCreatedEvent, DirMovedEvent,
+]
+"""What the observer reports to us (attribute changes are noise)."""
+
+RECENT_MAX = 10_000
+RECENT_SECONDS = 30.0
+"""File versions handled in the last RECENT_SECONDS are not looked up again on further events, so
+a burst of events costs one Redis round trip. Scans always look (they are the safety net)."""
+
+REDIS_RETRY_SECONDS = 2.0
+VANISHED = (-1, -1)  # the "version" remembered for a file that was deleted before we saw it
+
+
+class EventInbox(FileSystemEventHandler):
+    """Runs on the observer's thread: only hands events to the loop."""
+
+    def __init__(self, inbox: "queue.SimpleQueue[FileSystemEvent | None]") -> None:
+        self.inbox = inbox
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        self.inbox.put(event)
+
+
+class Watcher:
+    def __init__(
+        self,
+        folder: Path,
+        ledger: Ledger,
+        jobs: Queue,
+        settle_seconds: float,
+        rescan_interval: float,
+        job_timeout: int,
+        close_events: bool,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.folder = folder
+        self.ledger = ledger
+        self.jobs = jobs
+        self.settle_seconds = settle_seconds
+        self.rescan_interval = rescan_interval
+        self.job_timeout = job_timeout
+        self.close_events = close_events  # inotify: in-place writes end with a close event
+        self.clock = clock
+        self._held: set[str] = set()  # new files a process has open: their close decides
+        self.inbox: queue.SimpleQueue[FileSystemEvent | None] = queue.SimpleQueue()
+        self.settler = Settler(settle_seconds)
+        self._recent: OrderedDict[str, tuple[tuple[int, int], float]] = OrderedDict()  # key -> (version, when)
+        self._redis_down = False
+
+    # --- the loop -------------------------------------------------------------------------------
+    def handler(self) -> EventInbox:
+        return EventInbox(self.inbox)
+
+    def wake(self) -> None:
+        self.inbox.put(None)
+
+    def run(self, stop: threading.Event, alive: Callable[[], bool] = lambda: True) -> bool:
+        """Scan, then follow events until ``stop``; False if ``alive()`` says the observer died."""
+        next_scan = self.clock()
+        while not stop.is_set():
+            if not alive():
+                return False
+            if next_scan is not None and self.clock() >= next_scan:
+                next_scan = self._scan_and_schedule(stop)
+                continue
+            self._pump(self._timeout(next_scan))
+            self._settled()
+        return True
+
+    def _timeout(self, next_scan: float | None) -> float:
+        now = self.clock()
+        wake_at = [t for t in (next_scan, self.settler.next_deadline()) if t is not None]
+        return max(0.0, min([now + 1.0, *wake_at]) - now)
+
+    def _pump(self, timeout: float) -> None:
+        """Handle the next event (waiting up to ``timeout``) and whatever else is queued."""
+        try:
+            event = self.inbox.get(timeout=timeout) if timeout > 0 else self.inbox.get_nowait()
+        except queue.Empty:
+            return
+        while True:
+            if event is not None:
+                self._guarded(self._on_event, event)
+            try:
+                event = self.inbox.get_nowait()
+            except queue.Empty:
+                return
+
+    def _guarded(self, fn, *args) -> None:
+        try:
+            fn(*args)
+            if self._redis_down:
+                self._redis_down = False
+                log.info("redis.available")
+        except redis.RedisError as exc:
+            if not self._redis_down:
+                self._redis_down = True
+                log.warning("redis.unavailable", error=str(exc))
+
+    # --- events -------------------------------------------------------------------------------
+    def _relative(self, path: str | bytes) -> str | None:
+        path = os.fsdecode(path)
+        rel = os.path.relpath(path, self.folder)
+        if rel == "." or rel.startswith(".." + os.sep) or rel == "..":
+            return None
+        return rel.replace(os.sep, "/")
+
+    def _on_event(self, event: FileSystemEvent) -> None:
+        if isinstance(event, (FileMovedEvent, DirMovedEvent)):
+            src = self._relative(event.src_path)
+            if src is not None:
+                self.settler.forget(src)
+                self._held.discard(src)
+            dest = self._relative(event.dest_path)
+            if dest is None:
+                return
+            if event.is_directory:
+                self._scan_subtree(dest)
+            else:
+                self.take(dest, "moved")
+            return
+        rel = self._relative(event.src_path)
+        if rel is None:
+            return
+        if isinstance(event, DirCreatedEvent):
+            # A folder moved in from elsewhere brings files that give no event of their own.
+            self._scan_subtree(rel)
+        elif isinstance(event, FileClosedEvent):
+            self._held.discard(rel)
+            self.settler.forget(rel)
+            self.take(rel, "closed")
+        elif isinstance(event, FileCreatedEvent):
+            self._watch_settle(rel)
+        elif isinstance(event, FileModifiedEvent):
+            # With close events, a writer's close tells us when it is done; without, stability does.
+            if not self.close_events or rel in self.settler:
+                self._watch_settle(rel)
+        elif isinstance(event, FileOpenedEvent):
+            if rel in self.settler:  # a new file being written in place (or read): wait for its close
+                self.settler.forget(rel)
+                self._held.add(rel)
+        elif isinstance(event, FileClosedNoWriteEvent):
+            if rel in self._held:  # it was only read: back to waiting for it to settle
+                self._held.discard(rel)
+                self._watch_settle(rel)
+        elif isinstance(event, FileDeletedEvent):
+            if rel in self.settler or rel in self._held:
+                self._report_vanished(rel)
+            self.settler.forget(rel)
+            self._held.discard(rel)
+
+    def _watch_settle(self, rel: str) -> None:
+        reason = ignore_reason(rel)
+        if reason:
+            log.debug("file.ignored", file=printable(rel), reason=reason)
+            return
+        signature = _signature(os.path.join(self.folder, rel))
+        if signature is None:
+            self._report_vanished(rel)
+        elif signature is not FOLDER:
+            self.settler.touch(rel, self.clock(), signature)
+
+    def _settled(self) -> None:
+        for rel, signature in self.settler.due(self.clock()):
+            now = _signature(os.path.join(self.folder, rel))
+            if now is None:
+                self._report_vanished(rel)
+                continue
+            if now is FOLDER:
+                continue
+            if now != signature:
+                self.settler.touch(rel, self.clock(), now)
+                continue
+            self._guarded(self.take, rel, "settled")
+
+    # --- one file -------------------------------------------------------------------------------
+    def take(self, rel: str, why: str) -> str:
+        """Look at one file and queue it if it is a new, complete image version.
+
+        Returns what happened: queued, exists, synced, rejected, ignored, gone, folder.
+        """
+        reason = ignore_reason(rel)
+        if reason:
+            log.debug("file.ignored", file=printable(rel), reason=reason)
+            return "ignored"
+        outcome = examine(self.folder, rel)
+        if isinstance(outcome, Gone):
+            if why != "scan":
+                self._report_vanished(rel)
+            return "gone"
+        if isinstance(outcome, NotAFile):
+            log.debug("file.ignored", file=printable(rel), reason="folder")
+            return "folder"
+        key = printable(rel)
+        version = (outcome.size, outcome.mtime_ns)
+        if why != "scan" and self._recently_handled(key, version):
+            return "exists"
+        if isinstance(outcome, Refused):
+            if self.ledger.reject(key, outcome.size, outcome.mtime_ns, outcome.reason):
+                log.warning("file.rejected", file=key, reason=outcome.reason)
+            self._remember(key, version)
+            return "rejected"
+        assert isinstance(outcome, Candidate)
+        entry = [(key, outcome.size, outcome.mtime_ns)]
+        if self.ledger.synced(entry)[0]:
+            self._remember(key, version)
+            return "synced"
+        if self.ledger.rejected(entry)[0]:
+            self._remember(key, version)
+            return "rejected"
+        job = enqueue_upload(self.jobs, rel, outcome.size, outcome.mtime_ns, job_timeout=self.job_timeout)
+        self._remember(key, version)
+        if job is None:
+            return "exists"
+        log.info("file.queued", file=rel, size=outcome.size, job_id=job.id, kind=outcome.kind, trigger=why)
+        return "queued"
+
+    def _report_vanished(self, rel: str) -> None:
+        """A new file deleted before we could look at it: one line, however many events follow."""
+        key = printable(rel)
+        if not self._recently_handled(key, VANISHED):
+            self._remember(key, VANISHED)
+            log.info("file.rejected", file=key, reason="deleted before it could be read")
+
+    def _recently_handled(self, key: str, version: tuple[int, int]) -> bool:
+        seen = self._recent.get(key)
+        return seen is not None and seen[0] == version and self.clock() - seen[1] < RECENT_SECONDS
+
+    def _remember(self, key: str, version: tuple[int, int]) -> None:
+        self._recent[key] = (version, self.clock())
+        self._recent.move_to_end(key)
+        if len(self._recent) > RECENT_MAX:
+            self._recent.popitem(last=False)
+
+    # --- scans ----------------------------------------------------------------------------------
+    def _scan_and_schedule(self, stop: threading.Event) -> float | None:
+        try:
+            stats = self.scan(stop)
+        except redis.RedisError as exc:
+            log.warning("watch.scan_failed", error=str(exc), retry_in=REDIS_RETRY_SECONDS)
+            self._redis_down = True
+            return self.clock() + REDIS_RETRY_SECONDS
+        if stop.is_set():
+            return None
+        log.info("watch.scan", files=stats.files, queued=stats.queued, synced=stats.synced, rejected=stats.rejected, pending=stats.pending, seconds=round(stats.seconds, 3))
+        return self.clock() + self.rescan_interval if self.rescan_interval > 0 else None
+
+    def scan(self, stop: threading.Event | None = None, under: str = "") -> ScanStats:
+        """Queue every unsynced, settled image below ``under``.
+
+        A full scan (``stop`` given) serves events between chunks; a subtree scan runs from an
+        event handler and must not.
+        """
+        started = time.perf_counter()
+        stats = ScanStats()
+        for chunk in walk(self.folder, under):
+            self._scan_chunk(chunk, stats)
+            if stop is None:
+                continue
+            if stop.is_set():
+                break
+            self._pump(0)
+            self._settled()
+        stats.seconds = time.perf_counter() - started
+        return stats
+
+    def _scan_chunk(self, chunk: list[Seen], stats: ScanStats) -> None:
+        entries = [(printable(s.relpath), s.size, s.mtime_ns) for s in chunk]
+        synced = self.ledger.synced(entries)
+        rejected = self.ledger.rejected(entries)
+        fresh_after = time.time_ns() - int(self.settle_seconds * 1e9)
+        for seen, is_synced, is_rejected in zip(chunk, synced, rejected):
+            stats.files += 1
+            if is_synced:
+                stats.synced += 1
+            elif is_rejected:
+                stats.rejected += 1
+            elif seen.relpath in self.settler or seen.relpath in self._held:
+                stats.pending += 1
+            elif seen.mtime_ns > fresh_after:
+                # Written moments ago and maybe still being written: let the timer decide.
+                self.settler.touch(seen.relpath, self.clock(), (seen.size, seen.mtime_ns))
+                stats.pending += 1
+            else:
+                outcome = self.take(seen.relpath, "scan")
+                if outcome == "queued":
+                    stats.queued += 1
+                elif outcome == "rejected":
+                    stats.rejected += 1
+                elif outcome == "synced":
+                    stats.synced += 1
+
+    def _scan_subtree(self, rel: str) -> None:
+        if ignore_reason(rel + "/x"):
+            return
+        stats = self.scan(under=rel)
+        if stats.files:
+            log.info("watch.scan", folder=printable(rel), files=stats.files, queued=stats.queued, synced=stats.synced, rejected=stats.rejected, pending=stats.pending, seconds=round(stats.seconds, 3))
+
+
+FOLDER = (-2, -2)
+
+
+def _signature(path: str) -> tuple[int, int] | None:
+    """(size, mtime_ns) from lstat; None when the path is gone, FOLDER for a directory."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if stat.S_ISDIR(st.st_mode):
+        return FOLDER
+    return (st.st_size, st.st_mtime_ns)

@@ -1,0 +1,48 @@
+"""shared.jobs.enqueue_upload against a real Redis, inspected with rq."""
+
+from __future__ import annotations
+
+import hashlib
+
+from rq.job import Job, JobStatus
+from rq.registry import FailedJobRegistry
+from rq.serializers import JSONSerializer
+
+from shared.jobs import FAILURE_TTL, RESULT_TTL, UPLOAD_FUNCTION, enqueue_upload, job_id, upload_queue
+
+
+def test_job_id_is_the_documented_hash():
+    digest = hashlib.sha256("sub/a b.png\x0012345\x001700000000123456789".encode()).hexdigest()
+    assert job_id("sub/a b.png", 12345, 1700000000123456789) == "img-" + digest[:40]
+    assert job_id("a.png", 1, 2) != job_id("a.png", 1, 3) != job_id("a.png", 2, 2)
+
+
+def test_enqueue_builds_the_contract_job(redis_client):
+    queue = upload_queue(redis_client, "q-test")
+    job = enqueue_upload(queue, "sub/a b.png", 12345, 1700000000123456789, job_timeout=77)
+    assert job is not None and job.id == job_id("sub/a b.png", 12345, 1700000000123456789)
+    stored = Job.fetch(job.id, connection=redis_client, serializer=JSONSerializer)
+    assert stored.func_name == UPLOAD_FUNCTION
+    assert stored.args == ["sub/a b.png", 12345, 1700000000123456789]
+    assert (stored.timeout, stored.result_ttl, stored.failure_ttl) == (77, RESULT_TTL, FAILURE_TTL)
+    assert stored.description == "sub/a b.png"
+    assert queue.job_ids == [job.id]
+
+
+def test_same_version_twice_gives_one_job(redis_client):
+    queue = upload_queue(redis_client, "q-test")
+    assert enqueue_upload(queue, "a.png", 10, 20) is not None
+    assert enqueue_upload(queue, "a.png", 10, 20) is None
+    assert enqueue_upload(queue, "a.png", 10, 21) is not None  # a new version is a new job
+    assert len(queue.job_ids) == 2
+
+
+def test_failed_job_is_left_for_the_dashboard(redis_client):
+    queue = upload_queue(redis_client, "q-test")
+    job = enqueue_upload(queue, "a.png", 10, 20)
+    queue.remove(job.id)
+    FailedJobRegistry(queue=queue).add(job, exc_string="boom")
+    job.set_status(JobStatus.FAILED)
+    assert enqueue_upload(queue, "a.png", 10, 20) is None
+    assert queue.job_ids == []
+    assert Job.fetch(job.id, connection=redis_client, serializer=JSONSerializer).get_status() == JobStatus.FAILED
