@@ -110,8 +110,11 @@ def run(args: argparse.Namespace) -> int:
             connection.delete(keys.AUTH_BLOCKED)
             log.info("miro.token_accepted", action="hold lifted at start-up")
 
-    # Warm what every job uses, so the first upload is as fast as the rest.
-    import shared.imagetype  # noqa: F401
+    # Warm what every job uses, so the first upload is as fast as the rest: importing the module
+    # is not enough, Pillow and its plugins load on first use (~40 ms, once per worker).
+    from shared.imagetype import preload
+
+    preload()
 
     queue = Queue(settings.queue_name, connection=connection, serializer=JSONSerializer)
     refresh_alive(connection, name)
