@@ -267,3 +267,29 @@ def test_heic_without_the_extra_is_refused_with_a_hint(tmp_path, monkeypatch):
     path.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(100))
     with pytest.raises(BadImage, match=r"HEIC is not enabled \(install miro-sync\[heic\]\)"):
         inspect(path)
+
+
+MEASURE = """
+import resource, sys
+from shared import imagetype
+imagetype.preload()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+info = imagetype.inspect(sys.argv[1])
+upload = imagetype.prepare_upload(sys.argv[1], info, 6 * 1024 * 1024)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024, upload.converted)
+"""
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_big_picture_is_validated_without_decoding_it_whole(tmp_path, fmt):
+    """24 megapixels: a full decode would cost about 96 MB; draft JPEG / streamed PNG a few."""
+    import subprocess
+    import sys
+
+    path = tmp_path / f"big.{fmt.lower()}"
+    make = f"from PIL import Image; Image.linear_gradient('L').resize((6000, 4000)).convert('RGB').save({str(path)!r}, {fmt!r})"
+    subprocess.run([sys.executable, "-c", make], check=True)
+    done = subprocess.run([sys.executable, "-c", MEASURE, str(path)], capture_output=True, text=True, check=True)
+    grown_mb, converted = done.stdout.split(maxsplit=1)
+    assert converted.strip() == "None"  # it fits: sent as it is
+    assert int(grown_mb) < 30, done.stdout

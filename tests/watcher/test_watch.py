@@ -337,3 +337,14 @@ def test_sigterm_stops_cleanly(folder, start_watcher):
     os.killpg(proc.pid, signal.SIGTERM)
     assert proc.popen.wait(10) == 0
     assert events(proc, "watch.stopped")
+
+
+def test_once_scans_queues_and_exits(folder, redis_url, redis_client, tmp_path):
+    a = write(folder / "a.png", PNG, age=60)
+    env = dict(os.environ, MIRO_SYNC_ENV_FILE="/nonexistent/miro-sync.env", WATCH_FOLDER=str(folder), MIRO_BOARD_ID=BOARD,
+               REDIS_URL=redis_url, QUEUE_NAME=QUEUE, LOG_FORMAT="json")
+    done = subprocess.run([*MIRO_SYNC, "watch", "--once"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert queued_jobs(redis_client) == {"a.png": version(a)}
+    scan = [json.loads(line) for line in done.stderr.splitlines() if '"watch.scan"' in line]
+    assert len(scan) == 1 and scan[0]["queued"] == 1
