@@ -15,9 +15,13 @@ PNG when there is transparency. Converted files lose their metadata (EXIF, GPS) 
 upright first (EXIF orientation), since the tag goes with the metadata.
 
 HEIC/HEIF needs the optional ``pillow-heif`` package (``pip install 'miro-sync[heic]'``):
-libheif cannot decode at reduced scale, so a 12-megapixel iPhone photo costs about 90 MB on top
-of the worker's baseline, which breaks the worker's 100 MB budget. Without it, HEIC files are
-refused with a reason that says how to enable them.
+libheif cannot decode at reduced scale, so a 12-megapixel iPhone photo costs about 90-100 MB on
+top of the worker's baseline (measured peak 147 MB), which breaks the worker's 100 MB budget.
+Without it, HEIC files are refused with a reason that says how to enable them.
+
+Progressive JPEGs are the other exception: libjpeg keeps all their coefficients in memory at any
+scale. Above ~17 MP they are checked by structure (end-of-image marker) and sent as they are
+when they fit; they cannot be converted within the budget and are refused when too big.
 
 Pillow is imported on first use: the watcher only sniffs and must stay small.
 """
@@ -44,6 +48,7 @@ DECODE_BUDGET_BYTES = 50 * 2**20
 """Memory one full decode (conversion, downscaling) may take. The worker's budget is 100 MB peak
 RSS and its baseline (Python, Pillow, RQ, requests) about 48 MB."""
 
+_PROGRESSIVE_BYTES_PER_PIXEL = 3
 _BYTES_PER_PIXEL = {"webp": 16, "avif": 13}
 """Measured peak cost of a full decode with Pillow 13 (libwebp and libavif hold extra frame
 buffers); other formats cost Pillow's 4 bytes a pixel. HEIC is counted at 4 although libheif
@@ -241,7 +246,9 @@ def _decode_check(fh: BinaryIO, kind: str) -> tuple[int, int]:
     if _orientation(im) in (5, 6, 7, 8):
         width, height = height, width
     try:
-        if kind == "jpeg":
+        if kind == "jpeg" and _progressive_too_big(im):
+            _check_jpeg_end(fh)
+        elif kind == "jpeg":
             # 1/8 scale: every coefficient is still read, only the IDCT output shrinks.
             im.draft(im.mode, (max(1, width // 8), max(1, height // 8)))
             im.load()
@@ -258,6 +265,21 @@ def _decode_check(fh: BinaryIO, kind: str) -> tuple[int, int]:
     finally:
         im.close()
     return width, height
+
+
+def _progressive_too_big(im) -> bool:
+    """libjpeg holds every DCT coefficient of a progressive JPEG (about 3 bytes a pixel for 4:2:0),
+    whatever the output scale: past the budget we check its structure instead of decoding it."""
+    return bool(im.info.get("progressive")) and im.width * im.height * _PROGRESSIVE_BYTES_PER_PIXEL > DECODE_BUDGET_BYTES
+
+
+def _check_jpeg_end(fh: BinaryIO) -> None:
+    """A cut JPEG has no end-of-image marker (FF D9); entropy-coded data never contains one."""
+    fh.seek(0, os.SEEK_END)
+    tail_start = max(0, fh.tell() - 65536)
+    fh.seek(tail_start)
+    if b"\xff\xd9" not in fh.read():
+        raise BadImage("truncated jpeg (no end-of-image marker)")
 
 
 def _orientation(im) -> int:
@@ -389,6 +411,8 @@ def _convert(path: Path, info: ImageInfo, max_bytes: int) -> Upload:
         im = _open(fh, info.kind)
         source_size = im.size
         try:
+            if info.kind == "jpeg" and _progressive_too_big(im):
+                raise BadImage(f"too large to convert (progressive jpeg {im.width}x{im.height}, over {DECODE_BUDGET_BYTES >> 20} MB to decode)")
             if info.kind == "jpeg":
                 scale = _draft_scale(*im.size, decode_limit("jpeg"))
                 if scale > 1:

@@ -67,6 +67,7 @@ a burst of events costs one Redis round trip. Scans always look (they are the sa
 
 REDIS_RETRY_SECONDS = 2.0
 VANISHED = (-1, -1)  # the "version" remembered for a file that was deleted before we saw it
+RETRY = (-3, -3)  # a settle signature no file has: the timer runs once more, then the file is taken
 
 
 class EventInbox(FileSystemEventHandler):
@@ -236,7 +237,15 @@ class Watcher:
         """Look at one file and queue it if it is a new, complete image version.
 
         Returns what happened: queued, exists, synced, rejected, ignored, gone, folder.
+        With Redis unreachable the file goes back to the settle timer, to be tried again.
         """
+        try:
+            return self._take(rel, why)
+        except redis.RedisError:
+            self.settler.touch(rel, self.clock(), RETRY)
+            raise
+
+    def _take(self, rel: str, why: str) -> str:
         reason = ignore_reason(rel)
         if reason:
             log.debug("file.ignored", file=printable(rel), reason=reason)

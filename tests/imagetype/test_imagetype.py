@@ -280,16 +280,36 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024, upl
 """
 
 
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
-def test_big_picture_is_validated_without_decoding_it_whole(tmp_path, fmt):
-    """24 megapixels: a full decode would cost about 96 MB; draft JPEG / streamed PNG a few."""
+def make_24mp(path: Path, fmt: str, progressive: bool = False) -> Path:
+    """In a child process: the 96 MB it takes to draw the picture must not count in ours."""
     import subprocess
     import sys
 
-    path = tmp_path / f"big.{fmt.lower()}"
-    make = f"from PIL import Image; Image.linear_gradient('L').resize((6000, 4000)).convert('RGB').save({str(path)!r}, {fmt!r})"
+    make = (
+        "from PIL import Image; Image.linear_gradient('L').resize((6000, 4000)).convert('RGB')"
+        f".save({str(path)!r}, {fmt!r}{', progressive=True' if progressive else ''})"
+    )
     subprocess.run([sys.executable, "-c", make], check=True)
+    return path
+
+
+@pytest.mark.parametrize("fmt, progressive", [("JPEG", False), ("JPEG", True), ("PNG", False)])
+def test_big_picture_is_validated_without_decoding_it_whole(tmp_path, fmt, progressive):
+    """24 megapixels: a full decode would cost about 96 MB (72 MB of coefficients for a
+    progressive JPEG at any scale); draft JPEG, JPEG structure and streamed PNG take a few."""
+    import subprocess
+    import sys
+
+    path = make_24mp(tmp_path / f"big.{fmt.lower()}", fmt, progressive)
     done = subprocess.run([sys.executable, "-c", MEASURE, str(path)], capture_output=True, text=True, check=True)
     grown_mb, converted = done.stdout.split(maxsplit=1)
     assert converted.strip() == "None"  # it fits: sent as it is
     assert int(grown_mb) < 30, done.stdout
+
+
+def test_cut_big_progressive_jpeg_is_refused(tmp_path):
+    path = make_24mp(tmp_path / "big.jpg", "JPEG", progressive=True)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(BadImage, match="truncated jpeg"):
+        inspect(path)

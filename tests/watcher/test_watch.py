@@ -348,3 +348,15 @@ def test_once_scans_queues_and_exits(folder, redis_url, redis_client, tmp_path):
     assert queued_jobs(redis_client) == {"a.png": version(a)}
     scan = [json.loads(line) for line in done.stderr.splitlines() if '"watch.scan"' in line]
     assert len(scan) == 1 and scan[0]["queued"] == 1
+
+
+def test_file_written_while_redis_is_down_is_queued_when_it_is_back(folder, start_watcher, redis_server, redis_client):
+    proc = start_watcher(folder)
+    redis_server.stop()
+    try:
+        a = write(folder / "during-outage.png", PNG)
+        wait_for(lambda: events(proc, "redis.unavailable"), 10, what=f"the outage line\n{proc.output()}")
+    finally:
+        redis_server.start()
+    assert wait_queued(proc, redis_client, "during-outage.png", timeout=15) == version(a)
+    assert len(events(proc, "redis.unavailable")) == 1 and events(proc, "redis.available")
