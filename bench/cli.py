@@ -18,7 +18,7 @@ from pathlib import Path
 from . import cpu, latency, memory, restart, throughput
 from .harness import Bench, BenchError
 from .profiles import PROFILES
-from .report import Report, machine, write_results
+from .report import LoadSampler, Report, machine, write_results
 
 HERE = Path(__file__).resolve().parent
 DRILLS = {"latency": latency, "throughput": throughput, "restart": restart, "memory": memory, "cpu": cpu}
@@ -46,31 +46,34 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m bench" + ("" if profile.name == "full" else f" --{profile.name}") + (f" --only {args.only}" if args.only else "")
     report = Report(profile.name, command)
     load_before = os.getloadavg()
+    sampler = LoadSampler()
+    sampler.start()
     workdir = args.out / profile.name
     shutil.rmtree(workdir, ignore_errors=True)
     started = time.monotonic()
-    bench = Bench(workdir, pause=profile.pause)
+    bench = None
     try:
+        bench = Bench(workdir, pause=profile.pause)
         for name in names:
             t0 = time.monotonic()
             print(f"bench: {name}...", file=sys.stderr, flush=True)
-            rows, notes = DRILLS[name].run(bench, profile)
-            report.add(*rows)
-            for note in notes:
-                report.note(note)
+            report.take(DRILLS[name].run(bench, profile))
             print(f"bench: {name} done in {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
     except BenchError as exc:
         print(f"python -m bench: {exc}\n(logs in {workdir / 'logs'})", file=sys.stderr)
         return 1
     finally:
-        bench.close()
-    for note in profile.notes:
-        report.note(note)
+        if bench is not None:
+            bench.close()
+    report.notes.extend(profile.notes)
     report.machine = machine(load_before)
+    report.machine["load average (1 min) during the run"] = sampler.stop()
     report.machine["run time"] = f"{time.monotonic() - started:.0f} s"
     date = time.strftime("%Y-%m-%d %H:%M %Z")
     print(report.table())
     print("\n".join(f"- {n}" for n in report.notes))
+    for title, table in report.tables:
+        print(f"\n{title}:\n{table}")
     for row in report.missed():
         print(f"bench: target missed: {row.measure} = {row.cells()[2]} (target {row.target} {row.unit})", file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -251,7 +251,11 @@ class Bench:
         self.redis_server = RedisServer(self.workdir / "redis")
         self.redis_server.start()
         self.redis = self.redis_server.client()
-        self.sandbox = SandboxServer(self.logs, self.credits_per_minute)
+        try:
+            self.sandbox = SandboxServer(self.logs, self.credits_per_minute)
+        except BaseException:
+            self.redis_server.stop()
+            raise
         self._counter = 0
 
     # --- scenarios -----------------------------------------------------------------------------

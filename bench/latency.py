@@ -19,7 +19,7 @@ from typing import Callable
 from .harness import BOARD, Bench, BenchError, Child
 from .images import photo_near, variant, write
 from .profiles import Profile
-from .report import Row, Target, percentile
+from .report import Findings, Row, Target, markdown_table, percentile
 
 P50_TARGET, P95_TARGET = Target("<=", 25), Target("<=", 60)
 
@@ -42,7 +42,8 @@ def drill(bench: Bench, name: str, start: Callable[[Path], list[Child]], count: 
     folder = bench.fresh(f"latency-{name}", latency_ms=0)
     procs = start(folder)
     time.sleep(bench.pause)  # past start-up work (first scan, worker registration): measure the idle pipeline
-    cpu_before = sum(p.cpu_seconds() for p in procs)
+    uploaders = [p for p in procs if p.name != "watcher"]
+    cpu_before = sum(p.cpu_seconds() for p in uploaders)
     names, closed = [], []
     t0 = time.monotonic()
     for i in range(count):
@@ -53,7 +54,7 @@ def drill(bench: Bench, name: str, start: Callable[[Path], list[Child]], count: 
         closed.append(write(folder / names[-1], variant(picture, i)))
     bench.sandbox.wait_creates(count, 30 + count * 0.5, watch=procs)
     time.sleep(0.3)  # the last job's ledger write, for the CPU figure
-    cpu = sum(p.cpu_seconds() for p in procs) - cpu_before
+    cpu = sum(p.cpu_seconds() for p in uploaders) - cpu_before
     creates = bench.sandbox.creates()
     titles = [i["data"]["title"] for i in sorted(bench.sandbox.items(BOARD), key=lambda i: int(i["id"])) if i["type"] == "image"]
     if titles != names or len(creates) != count:
@@ -62,7 +63,7 @@ def drill(bench: Bench, name: str, start: Callable[[Path], list[Child]], count: 
     return Latencies([(c["at"] - t) * 1000 for c, t in zip(creates, closed)], cpu * 1000 / count)
 
 
-def run(bench: Bench, profile: Profile) -> tuple[list[Row], list[str]]:
+def run(bench: Bench, profile: Profile) -> Findings:
     count, gap = profile.latency_files, profile.latency_gap
     picture = photo_near(200_000)
     ours = drill(bench, "ours", lambda f: [bench.start_watcher(f), *bench.start_workers(f, 1)], count, gap, picture)
@@ -73,15 +74,15 @@ def run(bench: Bench, profile: Profile) -> tuple[list[Row], list[str]]:
         Row("1. latency p95", setting, ours.p95, "ms", base.p95, P95_TARGET),
         Row("1. latency max", setting, max(ours.ms), "ms", max(base.ms)),
     ]
-    notes = [f"latency: CPU of watcher + worker per file {ours.cpu_ms_per_image:.1f} ms (baseline process {base.cpu_ms_per_image:.1f} ms), "
-             f"200 KB JPEG"]
-    if profile.worker_classes:
-        table = [("miro-sync worker (SimpleWorker + upkeep)", ours)]
-        for kind, label in (("fork", "stock `rq worker` (a work horse forked per job, imports our modules per job)"),
-                            ("fork-preloaded", "`rq worker -w bench.forkworker.PreloadedWorker` (fork per job, imports before the fork)"),
-                            ("pool", "stock `rq worker-pool -n 1`")):
-            result = drill(bench, kind, lambda f, k=kind: [bench.start_watcher(f), *bench.start_workers(f, 1, kind=k)], count, gap, picture)
-            table.append((label, result))
-        notes.append("worker class, same latency drill: " + "; ".join(
-            f"{label}: p50 {r.p50:.1f} ms, p95 {r.p95:.1f} ms, CPU {r.cpu_ms_per_image:.1f} ms/file (watcher included)" for label, r in table))
-    return rows, notes
+    notes = [f"latency: worker CPU per file {ours.cpu_ms_per_image:.1f} ms (baseline process {base.cpu_ms_per_image:.1f} ms), 200 KB JPEG"]
+    if not profile.worker_classes:
+        return Findings(rows, notes)
+    results = [("`miro-sync worker` (ours: SimpleWorker, upkeep thread)", ours)]
+    for kind, label in (("fork", "stock `rq worker` (fork per job; the horse imports our modules)"),
+                        ("fork-preloaded", "`rq worker -w bench.forkworker.PreloadedWorker` (fork per job, imports done before)"),
+                        ("pool", "stock `rq worker-pool -n 1` (forking workers)")):
+        results.append((label, drill(bench, kind, lambda f, k=kind: [bench.start_watcher(f), *bench.start_workers(f, 1, kind=k)],
+                                     count, gap, picture)))
+    table = markdown_table(["worker", "latency p50", "latency p95", "worker CPU per job"],
+                           [[label, f"{r.p50:,.1f} ms", f"{r.p95:,.1f} ms", f"{r.cpu_ms_per_image:.1f} ms"] for label, r in results])
+    return Findings(rows, notes, [(f"Worker classes, same drill as measure 1 ({setting})", table)])

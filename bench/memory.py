@@ -15,12 +15,12 @@ from shared.settings import MIRO_MAX_UPLOAD_BYTES
 from .harness import Bench
 from .images import photo_near, variant, write
 from .profiles import Profile
-from .report import Row, Target
+from .report import Findings, Row, Target
 
 WORKER_RSS_TARGET = Target("<=", 100)
 
 
-def run(bench: Bench, profile: Profile) -> tuple[list[Row], list[str]]:
+def run(bench: Bench, profile: Profile) -> Findings:
     count = profile.memory_images
     pictures = [(photo_near(6_000_000, "JPEG", limit=MIRO_MAX_UPLOAD_BYTES), ".jpg"),
                 (photo_near(5_800_000, "PNG", limit=MIRO_MAX_UPLOAD_BYTES), ".png")]
@@ -47,4 +47,4 @@ def run(bench: Bench, profile: Profile) -> tuple[list[Row], list[str]]:
     row = Row("4. worker peak RSS", setting, peaks["ours"][1], "MB", peaks["baseline"][1], WORKER_RSS_TARGET)
     note = (f"memory: worker peak RSS {peaks['ours'][0]:.0f} MB before the first upload, {peaks['ours'][1]:.0f} MB after; "
             f"baseline {peaks['baseline'][0]:.0f} → {peaks['baseline'][1]:.0f} MB")
-    return [row], [note]
+    return Findings([row], [note])

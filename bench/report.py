@@ -10,6 +10,7 @@ import os
 import platform
 import statistics
 import subprocess
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,18 +65,27 @@ class Row:
 
 
 @dataclass
+class Findings:
+    """What one drill found: rows of the main table, one-line notes, and tables of its own."""
+
+    rows: list[Row]
+    notes: list[str] = field(default_factory=list)
+    tables: list[tuple[str, str]] = field(default_factory=list)  # (title, markdown table)
+
+
+@dataclass
 class Report:
     profile: str
     command: str
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    tables: list[tuple[str, str]] = field(default_factory=list)  # (title, markdown table)
     machine: dict[str, str] = field(default_factory=dict)
 
-    def add(self, *rows: Row) -> None:
-        self.rows.extend(rows)
-
-    def note(self, text: str) -> None:
-        self.notes.append(text)
+    def take(self, found: Findings) -> None:
+        self.rows.extend(found.rows)
+        self.notes.extend(found.notes)
+        self.tables.extend(found.tables)
 
     def table(self) -> str:
         header = ["measure", "setting", "miro-sync", "baseline", "target", "met"]
@@ -87,6 +97,8 @@ class Report:
         lines += ["", self.table(), ""]
         if self.notes:
             lines += ["Measured alongside:", ""] + [f"- {n}" for n in self.notes] + [""]
+        for title, table in self.tables:
+            lines += [f"{title}:", "", table, ""]
         return "\n".join(lines)
 
     def missed(self) -> list[Row]:
@@ -110,6 +122,26 @@ def _number(value: float) -> str:
 
 def _value(value: float | None, unit: str) -> str:
     return "–" if value is None else f"{_number(value)} {unit}"
+
+
+class LoadSampler(threading.Thread):
+    """The 1-minute load average every few seconds during the run (the bench's own processes count too)."""
+
+    def __init__(self, every: float = 5.0) -> None:
+        super().__init__(name="load-sampler", daemon=True)
+        self.every = every
+        self.samples: list[float] = []
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.wait(self.every):
+            self.samples.append(os.getloadavg()[0])
+
+    def stop(self) -> str:
+        self._halt.set()
+        if not self.samples:
+            return "n/a"
+        return f"mean {statistics.mean(self.samples):.2f}, max {max(self.samples):.2f} ({len(self.samples)} samples)"
 
 
 def machine(load_before: tuple[float, float, float]) -> dict[str, str]:

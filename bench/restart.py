@@ -30,7 +30,7 @@ from shared.ledger import ContentEntry, Delivery, PathEntry
 from .harness import BOARD, Bench, BenchError
 from .images import tiny_png, variant, write
 from .profiles import Profile
-from .report import Row, Target
+from .report import Findings, Row, Target
 
 PER_FOLDER = 1000
 KNOWN_TARGET = Target("<=", 2.0)
@@ -108,7 +108,7 @@ def restart(bench: Bench, count: int) -> Restart:
     return Restart(count, scan["ts"] - t0, scan["seconds"], redis_load, result_queued, uploads, watcher_rss, ready, baseline_rss)
 
 
-def run(bench: Bench, profile: Profile) -> tuple[list[Row], list[str]]:
+def run(bench: Bench, profile: Profile) -> Findings:
     rows, notes = [], []
     for count in profile.restart_sizes:
         r = restart(bench, count)
@@ -121,4 +121,4 @@ def run(bench: Bench, profile: Profile) -> tuple[list[Row], list[str]]:
         notes.append(f"restart {count:,}: the scan itself {r.scan_seconds:.2f} s ({r.scan_seconds / count * 1e6:.0f} µs a file); "
                      f"Redis back with the ledger in {r.redis_load:.2f} s (before the clock starts); "
                      f"the baseline has no scan (it re-uploads nothing, and misses files added while it was down)")
-    return rows, notes
+    return Findings(rows, notes)

@@ -16,7 +16,7 @@ from typing import Callable
 from .harness import Bench, BenchError, Child
 from .images import drop, photo_near
 from .profiles import Profile
-from .report import Row, Target
+from .report import Findings, Row, Target
 
 LATENCY_MS = 300
 CEILING = 100_000 / 100 / 60  # creates per second the budget allows
@@ -66,7 +66,7 @@ def _answered(bench: Bench, count: int) -> list[dict]:
         time.sleep(0.05)
 
 
-def run(bench: Bench, profile: Profile) -> tuple[list[Row], list[str]]:
+def run(bench: Bench, profile: Profile) -> Findings:
     images, baseline_images = profile.throughput, profile.baseline_images
     pictures = [photo_near(200_000, seed=s) for s in range(4)]
     base = burst(bench, "baseline", lambda f: [bench.start_baseline(f)], baseline_images, pictures)
@@ -81,7 +81,7 @@ def run(bench: Bench, profile: Profile) -> tuple[list[Row], list[str]]:
         notes.append(f"throughput {workers} w: {ours.rate / base.rate:.1f}× the baseline; {ours.rate / CEILING:.0%} of the "
                      f"budget's ceiling ({CEILING:.1f}/s); after the first quarter {_rate(ours.sustained)}")
     notes.append(f"throughput baseline: {baseline_images} images in {base.seconds:.1f} s ({base.rate:.2f}/s), one upload at a time")
-    return rows, notes
+    return Findings(rows, notes)
 
 
 def _rate(value: float | None) -> str:
