@@ -16,6 +16,7 @@ The order of steps is what makes "never twice, never lost" hold across crashes:
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 import time
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from shared import keys
-from shared.imagetype import BadImage, ImageInfo, inspect, prepare_upload
+from shared.imagetype import SAFE_KINDS, BadImage, ImageInfo, inspect, prepare_upload
 from shared.layout import fit_geometry, slot_center, slot_of_position
 from shared.ledger import ContentEntry, Delivery, Intent
 from shared.log import get_logger
@@ -96,10 +97,11 @@ def _same_version(path: Path, size: int, mtime_ns: int) -> None:
 
 
 class Uploader:
-    def __init__(self, ctx: WorkerContext, worker_name: str = "") -> None:
+    def __init__(self, ctx: WorkerContext, worker_name: str = "", job_id: str | None = None) -> None:
         self.ctx = ctx
         self.settings = ctx.settings
         self.worker_name = worker_name or f"pid-{os.getpid()}"
+        self.job_id = job_id
 
     # --- entry point ------------------------------------------------------------------------
     def sync(self, relpath: str, size: int, mtime_ns: int) -> Result:
@@ -169,7 +171,7 @@ class Uploader:
                 log.warning("upload.recovered", file=relpath, item_id=item_id, slot=slot, reason="item from an interrupted attempt adopted")
                 return Result("uploaded", item_id=item_id, route=route, delivery=delivery.value)
 
-        route = self._choose_route(size)
+        route = self._choose_route(info)
         ledger.begin(key, slot, title, route)
         started = time.perf_counter()
         try:
@@ -177,6 +179,12 @@ class Uploader:
                 outcome = upload_by_url(self.ctx, path, relpath, info, data)
             else:
                 outcome = upload_by_file(self.ctx, path, info, data, self._call)
+        except BadImage as exc:
+            # Found only when converting/downscaling for upload: nothing was sent to Miro.
+            ledger.abandon(key)
+            if ledger.reject(relpath, size, mtime_ns, str(exc)):
+                log.warning("file.rejected", file=relpath, reason=str(exc))
+            return Result("rejected", reason=str(exc))
         except MiroRateLimited as exc:
             # Miro refused the call outright: nothing was created, no recovery search needed.
             # Every worker pauses until Miro's reset (its headers may be missing on a 429).
@@ -196,9 +204,11 @@ class Uploader:
         )
         return Result("uploaded", item_id=outcome.item_id, route=outcome.route, delivery=outcome.delivery.value)
 
-    def _choose_route(self, size: int) -> str:
+    def _choose_route(self, info: ImageInfo) -> str:
         mode = self.settings.upload_mode
-        if mode is UploadMode.FILE:
+        # The image server serves the file as it is: only formats Miro surely reads may go by URL;
+        # others (webp, tiff, heic...) are converted and uploaded.
+        if mode is UploadMode.FILE or info.kind not in SAFE_KINDS:
             return "file"
         if mode is UploadMode.URL:
             result = self.ctx.tunnel.usable()
@@ -208,7 +218,7 @@ class Uploader:
                 raise TunnelUnavailable(result)
             return "url"
         # auto: the file route whenever the bytes fit; the tunnel only for what does not.
-        if size <= self.settings.max_upload_bytes or not self.settings.tunnel_configured:
+        if info.size <= self.settings.max_upload_bytes or not self.settings.tunnel_configured:
             return "file"
         result = self.ctx.tunnel.usable()
         self.ctx.tunnel.warn_once(result, log)
@@ -237,38 +247,44 @@ class Uploader:
 
     # --- locking ------------------------------------------------------------------------------
     def _content_lock(self, key: str):
-        return _ContentLock(self.ctx, key, self.worker_name)
+        return _ContentLock(self.ctx, key, self.worker_name, self.job_id)
 
 
 class _ContentLock:
-    """SET NX lock on the bytes; a lock held by a worker that is no longer alive is taken over."""
+    """SET NX lock on the bytes, held by (worker, job).
 
-    def __init__(self, ctx: WorkerContext, key: str, owner: str, wait: float = 10.0) -> None:
+    A held lock is stale, and taken over, when its worker is no longer alive, when it is our own
+    worker's (a worker runs one job at a time), or when it is an earlier attempt of this same job
+    (RQ runs a job in one place at a time). The last two happen when Redis went away mid-upload
+    and the release could not be written.
+    """
+
+    def __init__(self, ctx: WorkerContext, key: str, worker: str, job_id: str | None = None, wait: float = 10.0) -> None:
         self.redis = ctx.redis
         self.key = keys.content_lock(ctx.ledger.board_id, key)
-        self.owner = owner
+        self.worker = worker
+        self.job_id = job_id
+        self.value = json.dumps({"worker": worker, "job": job_id})
         self.ttl = ctx.settings.job_timeout + 30
         self.wait = wait
 
     def __enter__(self):
         deadline = time.monotonic() + self.wait
         while True:
-            if self.redis.set(self.key, self.owner, nx=True, ex=self.ttl):
+            if self.redis.set(self.key, self.value, nx=True, ex=self.ttl):
                 return self
-            holder = self.redis.get(self.key)
-            holder = holder.decode() if isinstance(holder, bytes) else holder
-            if holder and (holder == self.owner or not self.redis.exists(keys.worker_alive(holder))):
-                # Our own stale lock (a retry in the same worker), or the holder died mid-upload.
-                self.redis.set(self.key, self.owner, ex=self.ttl)
+            raw = self.redis.get(self.key)
+            holder = json.loads(raw) if raw else {}
+            worker, job = holder.get("worker"), holder.get("job")
+            if worker and (worker == self.worker or (self.job_id and job == self.job_id) or not self.redis.exists(keys.worker_alive(worker))):
+                self.redis.set(self.key, self.value, ex=self.ttl)
                 return self
             if time.monotonic() > deadline:
-                raise ContentBusy(f"another worker ({holder}) is uploading the same bytes")
+                raise ContentBusy(f"another worker ({worker}) is uploading the same bytes")
             time.sleep(0.1)
 
     def __exit__(self, *exc):
-        pipe = self.redis.pipeline()
         # Release only our own lock.
-        if (self.redis.get(self.key) or b"").decode() == self.owner:
-            pipe.delete(self.key)
-            pipe.execute()
+        if self.redis.get(self.key) == self.value.encode():
+            self.redis.delete(self.key)
         return False
