@@ -15,6 +15,8 @@ from shared.ratelimit import Cost
 from shared.log import get_logger
 from shared.miro import MiroAuthError, MiroError
 
+from . import maintenance
+
 log = get_logger("worker")
 
 RECHECK_SECONDS = 30
@@ -48,6 +50,12 @@ def recheck(ctx) -> bool:
         return False
     except MiroError:
         return False
-    ctx.redis.delete(keys.AUTH_BLOCKED)
+    lift(ctx.redis)
     log.info("miro.token_accepted", action="workers resume")
     return True
+
+
+def lift(connection) -> None:
+    """End the hold; the jobs that waited for the token go now, not at their next recheck."""
+    connection.delete(keys.AUTH_BLOCKED)
+    maintenance.retry_waiting_now(connection)

@@ -20,14 +20,13 @@ from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 
 from shared.ratelimit import Cost
-from shared import keys
 from shared.log import configure, get_logger, register_secrets
 from shared.miro import MiroApiError, MiroAuthError, MiroError, MiroNotFound
 from shared.settings import load_settings
 
 from . import hold
 from .context import WorkerContext, set_context
-from .maintenance import Upkeep, refresh_alive
+from .maintenance import Upkeep, refresh_alive, requeue_own_jobs
 
 log = get_logger("worker")
 
@@ -36,6 +35,13 @@ class MiroSyncWorker(SimpleWorker):
     """Waits, instead of taking jobs, while Miro refuses the token (see :mod:`hold`)."""
 
     context: WorkerContext
+    stopping: bool = False
+
+    def handle_warm_shutdown_request(self) -> None:
+        # RQ sets ``_stop_requested`` only when a job is running; an idle worker just leaves
+        # ``work()``, which would look like a Redis hiccup to ``run`` and start a new loop.
+        self.stopping = True
+        super().handle_warm_shutdown_request()
 
     def check_for_suspension(self, burst: bool) -> None:
         super().check_for_suspension(burst)
@@ -73,6 +79,15 @@ def wait_for_redis(connection: redis.Redis, timeout: float | None = None) -> Non
             delay = min(delay * 2, 5)
 
 
+def _after_broken_loop(connection: redis.Redis, queue: Queue, worker: MiroSyncWorker) -> None:
+    try:
+        # A registration left without its death makes RQ refuse the next loop under the same name.
+        worker.register_death()
+    except redis.RedisError:
+        pass
+    requeue_own_jobs(connection, queue, worker.name)
+
+
 def check_miro(ctx: WorkerContext) -> str | None:
     """None when the token and board are fine (or Miro is unreachable for now), else the reason."""
     try:
@@ -107,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"miro-sync worker: {problem}", file=sys.stderr)
             return 2
         if hold.blocked(ctx):
-            connection.delete(keys.AUTH_BLOCKED)
+            hold.lift(connection)
             log.info("miro.token_accepted", action="hold lifted at start-up")
 
     # Warm what every job uses, so the first upload is as fast as the rest: importing the module
@@ -126,11 +141,16 @@ def run(args: argparse.Namespace) -> int:
             worker = MiroSyncWorker([queue], connection=connection, name=name, serializer=JSONSerializer)
             worker.context = ctx
             worker.log_job_description = False
-            worker.work(burst=args.burst, logging_level="WARNING", with_scheduler=False)
-            if args.burst or worker._stop_requested:
+            try:
+                worker.work(burst=args.burst, logging_level="WARNING", with_scheduler=False)
+            except redis.RedisError as exc:  # raised by RQ's own teardown when Redis is gone
+                log.warning("worker.redis_lost", worker=name, error=str(exc))
+            if args.burst or worker.stopping or worker._stop_requested:
                 break
-            # RQ leaves its loop on an unexpected Redis error (e.g. Redis restarting): wait, go on.
+            # RQ leaves its loop on an unexpected Redis error (e.g. Redis restarting): wait, tidy
+            # up what the broken loop left (its registration, the job it was running), go on.
             wait_for_redis(connection)
+            _after_broken_loop(connection, queue, worker)
     finally:
         upkeep.stop()
     log.info("worker.stopped", worker=name)

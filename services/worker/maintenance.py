@@ -8,12 +8,18 @@
 * Retries: jobs that asked for a retry later sit in RQ's scheduled registry; due ones are
   enqueued here, so no separate scheduler process is needed (one that could die with a worker).
 
+* Recovery: after a Miro outage (5xx, dropped connections) the retries wait with exponential,
+  jittered delays, up to minutes after a long outage. The first upload that succeeds afterwards
+  marks Miro as back (:func:`miro_answered`) and the next tick queues every waiting retry at once;
+  the shared credit limiter still paces them.
+
 Only one worker at a time does the reaping and promoting (a short Redis lock).
 """
 
 from __future__ import annotations
 
 import threading
+from typing import Callable
 
 import redis
 from rq import Queue
@@ -32,6 +38,11 @@ ALIVE_TTL = 5
 """Seconds a worker counts as alive after its last refresh."""
 TICK = 1.0
 """Seconds between two rounds of upkeep."""
+MIRO_FAILING = keys.PREFIX + ":miro:failing"
+"""Set when a job is retried after a 5xx or a transport error; cleared by the next success."""
+MIRO_RECOVERED = keys.PREFIX + ":miro:recovered"
+"""Set by the first success after a failure, or when the token works again: the next tick
+promotes every waiting retry."""
 
 
 def refresh_alive(connection: redis.Redis, worker_name: str) -> None:
@@ -40,17 +51,35 @@ def refresh_alive(connection: redis.Redis, worker_name: str) -> None:
 
 def reap_dead_workers(connection: redis.Redis, queue: Queue) -> list[str]:
     """Requeue (at the front) the jobs whose worker no longer refreshes its liveness key."""
+    return _requeue_started(connection, queue, lambda worker: not worker or not connection.exists(keys.worker_alive(worker)),
+                            "worker {worker} died while running it")
+
+
+def requeue_own_jobs(connection: redis.Redis, queue: Queue, worker_name: str) -> list[str]:
+    """Requeue the jobs RQ still counts as running in this worker, which runs none right now.
+
+    After RQ's loop broke off (Redis went away mid-job), the job it was running stays in the
+    started registry under a worker that is alive, so the reaper would leave it there.
+    """
+    return _requeue_started(connection, queue, lambda worker: worker == worker_name, "interrupted in worker {worker}")
+
+
+def _requeue_started(connection: redis.Redis, queue: Queue, abandoned: Callable[[str], bool], reason: str) -> list[str]:
     registry = StartedJobRegistry(queue=queue)
     requeued = []
     for job_id, execution_id in registry.get_job_and_execution_ids(cleanup=False):
         execution = Execution(execution_id, job_id, connection=connection)
         worker_name = (connection.hget(execution.key, "worker_name") or b"").decode()
-        if worker_name and connection.exists(keys.worker_alive(worker_name)):
+        if not abandoned(worker_name):
+            continue
+        # Claim the entry. A job that ended since it was listed took its entry and execution away
+        # together (so no worker name was found): it must not run again.
+        if not connection.zrem(registry.key, execution.composite_key):
             continue
         try:
             job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
-        except Exception:  # the job hash expired or is unreadable: drop the stale entry
-            registry.remove_execution(execution)
+        except Exception:  # the job hash expired or is unreadable: nothing to run
+            connection.delete(execution.key)
             continue
         with connection.pipeline() as pipe:
             execution.delete(job, pipeline=pipe)
@@ -58,13 +87,14 @@ def reap_dead_workers(connection: redis.Redis, queue: Queue) -> list[str]:
             queue._enqueue_job(job, pipeline=pipe, at_front=True)
             pipe.execute()
         requeued.append(job_id)
-        log.warning("job.requeued", job_id=job_id, file=(job.kwargs or {}).get("path"), reason=f"worker {worker_name or '?'} died while running it")
+        log.warning("job.requeued", job_id=job_id, file=job.args[0] if job.args else None, reason=reason.format(worker=worker_name or "?"))
     return requeued
 
 
-def promote_due_retries(connection: redis.Redis, queue: Queue) -> int:
+def promote_due_retries(connection: redis.Redis, queue: Queue, everything: bool = False) -> int:
+    """Queue the retries whose time has come (``everything``: all of them, now)."""
     registry = ScheduledJobRegistry(queue=queue)
-    job_ids = registry.get_jobs_to_schedule(current_timestamp())
+    job_ids = registry.get_jobs_to_schedule(float("inf") if everything else current_timestamp())
     if not job_ids:
         return 0
     jobs = Job.fetch_many(job_ids, connection=connection, serializer=JSONSerializer)
@@ -76,6 +106,24 @@ def promote_due_retries(connection: redis.Redis, queue: Queue) -> int:
             registry.remove(job_id, pipeline=pipe)
         pipe.execute()
     return len(job_ids)
+
+
+def miro_failing(connection: redis.Redis) -> None:
+    """A job is retried because Miro failed (5xx, transport): remember that Miro is in trouble."""
+    connection.set(MIRO_FAILING, "1", ex=86400)
+
+
+def miro_answered(connection: redis.Redis) -> bool:
+    """An upload succeeded. True for the first success after a failure (the retries then go at once)."""
+    if not connection.delete(MIRO_FAILING):
+        return False
+    retry_waiting_now(connection)
+    return True
+
+
+def retry_waiting_now(connection: redis.Redis) -> None:
+    """What the retries waited for is over (Miro is back, the token works): the next tick queues them all."""
+    connection.set(MIRO_RECOVERED, "1", ex=86400)
 
 
 class Upkeep(threading.Thread):
@@ -99,7 +147,7 @@ class Upkeep(threading.Thread):
         refresh_alive(self.connection, self.worker_name)
         if self.connection.set(keys.MAINTENANCE_LOCK, self.worker_name, nx=True, px=int(TICK * 2000)):
             reap_dead_workers(self.connection, self.queue)
-            promote_due_retries(self.connection, self.queue)
+            promote_due_retries(self.connection, self.queue, everything=bool(self.connection.delete(MIRO_RECOVERED)))
 
     def stop(self) -> None:
         self.stopped.set()

@@ -4,7 +4,8 @@ How failures end (policy in :mod:`shared.retry`):
 
 * transient (429, 5xx, timeouts, connection errors, content busy): the job asks RQ to run it again
   later (``Retry`` with an exponential, jittered, capped delay) until ``RETRY_HORIZON`` has passed
-  since the job was created; then it fails with the last reason;
+  since the job was created; then it fails with the last reason. After a 5xx or a transport error,
+  the next successful upload sends every waiting retry at once (:mod:`.maintenance`, recovery);
 * refused by Miro (400/404/413...): the job fails at once with Miro's ``code`` and ``message``;
 * token refused (401/403): every worker stops taking jobs (see :mod:`services.worker.hold`) and
   this job waits in the scheduled registry; nothing is dropped or failed.
@@ -19,10 +20,10 @@ from rq import Retry, get_current_job
 
 from shared import retry as policy
 from shared.log import get_logger
-from shared.miro import MiroApiError, MiroAuthError, MiroError
+from shared.miro import MiroApiError, MiroAuthError, MiroError, MiroServerError, MiroTransportError
 from shared.ratelimit import RateLimitTimeout
 
-from . import hold
+from . import hold, maintenance
 from .context import get_context
 from .routes import TunnelUnavailable
 from .uploader import ContentBusy, Uploader
@@ -40,7 +41,10 @@ def upload_image(path: str, size: int, mtime_ns: int) -> dict | Retry:
     ctx = get_context()
     job = get_current_job()
     try:
-        return Uploader(ctx, ctx.worker_name).sync(path, size, mtime_ns).as_dict()
+        result = Uploader(ctx, ctx.worker_name, job.id if job is not None else None).sync(path, size, mtime_ns)
+        if result.outcome == "uploaded" and maintenance.miro_answered(ctx.redis):
+            log.info("miro.recovered", action="retries waiting for Miro go now")
+        return result.as_dict()
     except MiroAuthError as exc:
         hold.block(ctx, exc)
         return Retry(max=_FOREVER, interval=[hold.RECHECK_SECONDS])
@@ -62,6 +66,8 @@ def upload_image(path: str, size: int, mtime_ns: int) -> dict | Retry:
             reason = _describe(exc) if step.decision is policy.Decision.FAIL and attempt == 1 else step.reason
             log.warning("upload.failed", file=path, reason=reason)
             raise UploadFailed(reason) from None
+        if isinstance(exc, (MiroServerError, MiroTransportError)):
+            maintenance.miro_failing(ctx.redis)
         log.info("upload.retry", file=path, reason=_describe(exc), attempt=attempt, delay_s=round(step.delay, 2))
         return Retry(max=_FOREVER, interval=[max(1, round(step.delay))])
 
