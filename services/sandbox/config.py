@@ -50,6 +50,9 @@ class SandboxConfig:
     fetch_user_agent: str = CHROME_USER_AGENT
     fetch_timeout: float = FETCH_TIMEOUT
     credits_per_minute: int = CREDITS_PER_MINUTE
+    credit_window_seconds: float = 60.0
+    """Miro's window is a minute. A drill shortens it (``credits_per_minute`` is then per window) to
+    press against the budget in seconds instead of minutes."""
     latency_ms: int = 0
     state_path: str | None = None
     max_resource_bytes: int = MAX_RESOURCE_BYTES
@@ -63,5 +66,7 @@ class SandboxConfig:
             unknown = set(scopes) - ALL_SCOPES
             if unknown:
                 raise ValueError(f"tokens: unknown scope {sorted(unknown)} for a token; use {sorted(ALL_SCOPES)}")
+        if self.credit_window_seconds <= 0:
+            raise ValueError("credit_window_seconds: must be positive")
         if self.credits_per_minute < 0:
             raise ValueError("credits_per_minute: negative numbers are not allowed")

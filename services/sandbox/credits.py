@@ -27,8 +27,10 @@ class RateState:
 
 
 class CreditBuckets:
-    def __init__(self, credits_per_minute: int, clock: Callable[[], float] = time.time) -> None:
-        self.limit = credits_per_minute
+    def __init__(self, credits_per_minute: int, clock: Callable[[], float] = time.time,
+                 window_seconds: float = WINDOW_SECONDS) -> None:
+        self.limit = credits_per_minute  # per window: a minute unless a drill shortens the window
+        self.window_seconds = window_seconds
         self._clock = clock
         self._lock = threading.Lock()
         self._windows: dict[str, tuple[float, int]] = {}  # token -> (window end, credits used)
@@ -36,7 +38,7 @@ class CreditBuckets:
     def _window(self, token: str, now: float) -> tuple[float, int]:
         end, used = self._windows.get(token, (0.0, 0))
         if now >= end:
-            end, used = now + WINDOW_SECONDS, 0
+            end, used = now + self.window_seconds, 0
         return end, used
 
     def _state(self, end: float, used: int) -> RateState:

@@ -45,7 +45,7 @@ class Sandbox:
     @classmethod
     def from_config(cls, config: SandboxConfig) -> "Sandbox":
         return cls(config=config, store=Store(config.boards, config.state_path),
-                   credits=CreditBuckets(config.credits_per_minute), faults=Faults(config.latency_ms),
+                   credits=CreditBuckets(config.credits_per_minute, window_seconds=config.credit_window_seconds), faults=Faults(config.latency_ms),
                    traffic=Traffic(REQUEST_LOG_SIZE))
 
 
