@@ -46,6 +46,8 @@ PROBE_URL_TTL = 120
 AGENT_TIMEOUT = 3.0
 PROBE_TIMEOUT = 10.0
 WARNED_TTL = 86400
+FAILED_PROBE_TTL = 15
+"""Seconds a failed probe is trusted: a tunnel that comes back is used again within this time."""
 """Seconds the last logged tunnel state is remembered; after that its line is logged again."""
 
 QUOTA_CODES = {"ERR_NGROK_725": "bandwidth", "ERR_NGROK_727": "HTTP requests", "ERR_NGROK_734": "requests per minute"}
@@ -215,7 +217,8 @@ class TunnelState:
             if raw:
                 return ProbeResult.from_json(raw)
         result = self.check()
-        self.redis.set(keys.TUNNEL_PROBE, result.to_json(), ex=self.settings.probe_interval)
+        ttl = self.settings.probe_interval if result.ok else min(self.settings.probe_interval, FAILED_PROBE_TTL)
+        self.redis.set(keys.TUNNEL_PROBE, result.to_json(), ex=ttl)
         return result
 
     def check(self) -> ProbeResult:
