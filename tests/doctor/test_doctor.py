@@ -1,0 +1,65 @@
+"""`miro-sync doctor`: one ✔/✘ line per check, the fix named, exit 0 only when all pass."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from tests.fixtures.procs import MIRO_SYNC, free_port
+
+
+def doctor(env: dict[str, str], cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(MIRO_SYNC + ["doctor"], env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, text=True, timeout=60, cwd=cwd)
+
+
+@pytest.fixture
+def healthy(local_stack):
+    local_stack.env.update({"UPLOAD_MODE": "url"})
+    local_stack.start()
+    return local_stack
+
+
+def line_for(output: str, name: str) -> str:
+    return next(line for line in output.splitlines() if line[2:].startswith(name))
+
+
+def test_all_green_on_a_healthy_sandbox_stack(healthy, tmp_path):
+    proc = doctor(healthy.service_env(), tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    checks = [line for line in proc.stdout.splitlines() if line[:1] in "✔✘"]
+    assert [c.split(":")[0][2:] for c in checks] == ["settings", "redis", "watch folder", "miro token and board", "tunnel"]
+    assert all(c.startswith("✔") for c in checks), proc.stdout
+
+
+def test_names_the_warning_page(healthy, tmp_path):
+    healthy.set_tunnel_mode("warning-page")
+    proc = doctor(healthy.service_env(), tmp_path)
+    assert proc.returncode != 0
+    line = line_for(proc.stdout, "tunnel")
+    assert line.startswith("✘") and "warning" in line and "UPLOAD_MODE=file" in line, line
+
+
+def test_wrong_token(healthy, tmp_path):
+    proc = doctor(healthy.service_env(MIRO_ACCESS_TOKEN="not-the-token"), tmp_path)
+    line = line_for(proc.stdout, "miro token and board")
+    assert proc.returncode != 0 and line.startswith("✘") and "401" in line and "MIRO_ACCESS_TOKEN" in line
+    assert "not-the-token" not in proc.stdout + proc.stderr
+
+
+def test_unknown_board(healthy, tmp_path):
+    proc = doctor(healthy.service_env(MIRO_BOARD_ID="noSuchBoard="), tmp_path)
+    line = line_for(proc.stdout, "miro token and board")
+    assert proc.returncode != 0 and line.startswith("✘") and "404" in line and "MIRO_BOARD_ID" in line
+
+
+def test_redis_down(healthy, tmp_path):
+    proc = doctor(healthy.service_env(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"), tmp_path)
+    line = line_for(proc.stdout, "redis")
+    assert proc.returncode != 0 and line.startswith("✘") and "REDIS_URL" in line
+
+
+def test_bad_settings_is_one_red_line(tmp_path):
+    proc = doctor({"MIRO_SYNC_ENV_FILE": "/nonexistent"}, tmp_path)
+    assert proc.returncode != 0
+    assert proc.stdout.strip().startswith("✘ settings: MIRO_ACCESS_TOKEN is not set")
