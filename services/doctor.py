@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import redis
 
 from shared.log import register_secrets
-from shared.miro import MiroApiError, MiroAuthError, MiroClient, MiroError, MiroNotFound
+from shared.preflight import check_board
 from shared.settings import Settings, SettingsError, WatchMode, load_settings
 from shared.tunnel import TunnelState
 
@@ -78,22 +78,8 @@ class _NoOp:
 
 
 def check_miro(settings: Settings) -> Check:
-    client = MiroClient(settings.miro_api_url, settings.miro_access_token, timeout=10)
-    try:
-        board = client.get_board(settings.miro_board_id)
-    except MiroAuthError as exc:
-        if exc.status == 403:
-            fix = "the token lacks boards:read/boards:write, or the board is not shared with its user; reinstall the app with both scopes"
-        else:
-            fix = "MIRO_ACCESS_TOKEN is wrong, revoked or expired; copy a fresh token from the app's settings"
-        return Check("miro token and board", False, f"Miro answered {exc.status} {exc.code}: {fix}")
-    except MiroNotFound:
-        return Check("miro token and board", False, f"board {settings.miro_board_id!r} not found (404): copy MIRO_BOARD_ID from the board's address (/app/board/<id>/)")
-    except MiroApiError as exc:
-        return Check("miro token and board", False, f"Miro answered {exc.status} {exc.code}: {exc.message}")
-    except MiroError as exc:
-        return Check("miro token and board", False, f"cannot reach {settings.miro_api_url}: {exc}")
-    return Check("miro token and board", True, f"token accepted; board {board.get('name') or settings.miro_board_id!r}")
+    verdict = check_board(settings)
+    return Check("miro token and board", verdict.ok, verdict.detail)
 
 
 def check_tunnel(settings: Settings) -> Check:

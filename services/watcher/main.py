@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 import time
 
@@ -16,6 +17,7 @@ import redis
 from shared.jobs import upload_queue
 from shared.ledger import Ledger
 from shared.log import configure, get_logger, register_secrets
+from shared.preflight import check_board
 from shared.settings import Need, SettingsError, load_settings
 
 from .observer import start_observer
@@ -37,6 +39,13 @@ def run(args: argparse.Namespace) -> int:
         raise SettingsError("MIRO_BOARD_ID", "is not set; expected the board id, the part after /app/board/ in the board's address")
     register_secrets(settings.secrets)
     configure(settings.log_level, settings.log_format)
+    if settings.miro_access_token:
+        # Given a token (compose passes the whole .env), refuse a wrong token or board as the
+        # workers do, rather than fill the queue for uploads that cannot happen.
+        verdict = check_board(settings)
+        if verdict.fatal:
+            print(f"miro-sync watch: {verdict.detail}", file=sys.stderr)
+            return 2
 
     stop = threading.Event()
     connection = redis.Redis.from_url(settings.redis_url, health_check_interval=30)

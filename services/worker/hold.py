@@ -12,6 +12,7 @@ import time
 
 from shared import keys
 from shared.ratelimit import Cost
+from shared.preflight import explain_auth
 from shared.log import get_logger
 from shared.miro import MiroAuthError, MiroError
 
@@ -23,9 +24,7 @@ RECHECK_SECONDS = 30
 
 
 def explain(exc: MiroAuthError) -> str:
-    if exc.status == 403:
-        return "Miro refused the token for this board (403): it lacks boards:write, or the board is not shared with its owner"
-    return "Miro does not accept MIRO_ACCESS_TOKEN (401): it is wrong, revoked or expired; set a valid token and restart"
+    return explain_auth(exc)
 
 
 def block(ctx, exc: MiroAuthError) -> None:

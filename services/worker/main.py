@@ -20,8 +20,8 @@ from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 
 from shared.ratelimit import Cost
+from shared.preflight import check_board
 from shared.log import configure, get_logger, register_secrets
-from shared.miro import MiroApiError, MiroAuthError, MiroError, MiroNotFound
 from shared.settings import load_settings
 
 from . import hold
@@ -90,19 +90,12 @@ def _after_broken_loop(connection: redis.Redis, queue: Queue, worker: MiroSyncWo
 
 def check_miro(ctx: WorkerContext) -> str | None:
     """None when the token and board are fine (or Miro is unreachable for now), else the reason."""
-    try:
-        ctx.limiter.acquire(Cost.BOARD_GET)
-        ctx.miro.get_board(ctx.settings.miro_board_id)
-    except MiroAuthError as exc:
-        return hold.explain(exc)
-    except MiroNotFound:
-        return f"MIRO_BOARD_ID: board {ctx.settings.miro_board_id!r} not found, or not shared with the token's user (404)"
-    except MiroApiError as exc:
-        if exc.status is not None and exc.status < 500 and exc.status != 429:
-            return f"Miro answered {exc.status} {exc.code}: {exc.message}"
-        log.warning("miro.unavailable", reason=str(exc))
-    except MiroError as exc:
-        log.warning("miro.unavailable", reason=str(exc))
+    ctx.limiter.acquire(Cost.BOARD_GET)
+    verdict = check_board(ctx.settings, ctx.miro)
+    if verdict.fatal:
+        return verdict.detail
+    if not verdict.ok:
+        log.warning("miro.unavailable", reason=verdict.detail)
     return None
 
 
