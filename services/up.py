@@ -163,7 +163,11 @@ def run(args: argparse.Namespace) -> int:
     image_port = int(env["IMAGE_SERVER_BIND"].rsplit(":", 1)[1])
     sandbox_url = f"http://127.0.0.1:{args.sandbox_port}"
     if args.sandbox:
-        env.setdefault("MIRO_ACCESS_TOKEN", SANDBOX_TOKEN)
+        # A real token from .env has no business with the stand-in: it would go on the sandbox's
+        # command line (visible in ps) and into its start-up banner.
+        if env.get("MIRO_ACCESS_TOKEN", SANDBOX_TOKEN) != SANDBOX_TOKEN:
+            log.info("sandbox.token", note="MIRO_ACCESS_TOKEN is not used with --sandbox; the stand-in's own token is")
+        env["MIRO_ACCESS_TOKEN"] = SANDBOX_TOKEN
         env.setdefault("MIRO_BOARD_ID", SANDBOX_BOARD)
         env["MIRO_API_URL"] = sandbox_url
         if not args.no_tunnel:
