@@ -1,0 +1,52 @@
+"""Drill: workers die by SIGKILL at random moments of a burst; every image is on the board once.
+
+A worker killed after Miro created the item but before the ledger write leaves an *intent*; the
+job's next run finds the item (same title, same slot) and adopts it (``upload.recovered``). The
+killed worker's job is put back by the upkeep reaper of a live worker within seconds (its liveness
+key expires), not after RQ's job timeout and maintenance interval.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+
+import pytest
+
+from tests.fixtures.procs import wait_for
+
+IMAGES = 100
+KILLS = 10
+WORKERS = 3
+
+
+@pytest.mark.slow
+def test_sigkill_ten_workers_during_a_burst(rig):
+    rng = random.Random()
+    seed = rng.randrange(1 << 30)
+    rng.seed(seed)
+    rig.start_watcher()
+    workers = rig.start_workers(WORKERS)
+    # Each create waits in the sandbox, so a kill often lands between Miro's 201 and the ledger.
+    rig.sandbox.set_faults(latency_ms=150)
+    expected = rig.drop(IMAGES)
+    wait_for(lambda: rig.items(), 20, what="the burst to start")
+
+    killed = 0
+    while killed < KILLS:
+        time.sleep(rng.uniform(0.2, 0.9))
+        victim = rng.choice([w for w in workers if w.alive()])
+        os.killpg(victim.pid, signal.SIGKILL)
+        victim.popen.wait(5)
+        workers.remove(victim)
+        killed += 1
+        workers.append(rig.start("worker", name=f"respawn{killed}"))  # not waiting: kills go on meanwhile
+
+    rig.wait_items(IMAGES, timeout=60)
+    rig.wait_idle(timeout=30)
+    rig.assert_each_once(expected)
+    assert rig.failed_jobs() == 0, f"seed {seed}"
+    # The kills did interrupt jobs (else the drill proves nothing), and their jobs came back.
+    assert rig.events("job.requeued"), f"no kill landed inside a job (seed {seed})"
