@@ -149,6 +149,7 @@ class Watcher:
         try:
             fn(*args)
             if self._redis_down:
+                self.ledger.redis.ping()  # fn may not have needed Redis: ask before saying it is back
                 self._redis_down = False
                 log.info("redis.available")
         except redis.RedisError as exc:

@@ -12,7 +12,7 @@ import pytest
 
 from tests.fixtures.procs import wait_for
 
-from .harness import read
+from .harness import events, read
 
 IMAGES = 100
 DURING = 20  # pictures dropped while Redis is down
@@ -38,4 +38,7 @@ def test_redis_restart_mid_burst_loses_nothing(rig, redis_server):
     assert rig.failed_jobs() == 0
     for proc in rig.procs.values():
         assert proc.alive(), f"{proc.log_path.name} died with Redis:\n{read(proc)[-3000:]}"
+    # The watcher says once that Redis went away and once that it is back, not once per event.
+    watcher = events(read(rig.procs["watch-1"]))
+    assert [e["event"] for e in watcher if e["event"].startswith("redis.")] == ["redis.unavailable", "redis.available"]
     rig.stop_all_cleanly()
