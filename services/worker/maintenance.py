@@ -2,12 +2,12 @@
 
 * Liveness: every second the worker refreshes ``keys.worker_alive(name)`` (TTL a few seconds).
   A worker killed with SIGKILL stops refreshing it, and its absence is the signal of death.
-* Reaping: jobs a dead worker was running are put back at the front of the queue within seconds.
+* Reaping: jobs a dead worker was running, or had just taken off the queue, are put back at the
+  front of the queue within seconds.
   (RQ alone would wait for the job timeout plus its 10-minute maintenance interval, and then
   fail the job instead of retrying it.) Exactly-once is kept by the uploader's intent record.
 * Retries: jobs that asked for a retry later sit in RQ's scheduled registry; due ones are
   enqueued here, so no separate scheduler process is needed (one that could die with a worker).
-
 * Recovery: after a Miro outage (5xx, dropped connections) the retries wait with exponential,
   jittered delays, up to minutes after a long outage. The first upload that succeeds afterwards
   marks Miro as back (:func:`miro_answered`) and the next tick queues every waiting retry at once;
@@ -24,6 +24,7 @@ from typing import Callable
 import redis
 from rq import Queue
 from rq.executions import Execution
+from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
@@ -38,6 +39,8 @@ ALIVE_TTL = 5
 """Seconds a worker counts as alive after its last refresh."""
 TICK = 1.0
 """Seconds between two rounds of upkeep."""
+TAKEN = keys.PREFIX + ":taken-unstarted"
+"""Hash job id -> when upkeep first saw it taken off the queue but not started."""
 MIRO_FAILING = keys.PREFIX + ":miro:failing"
 """Set when a job is retried after a 5xx or a transport error; cleared by the next success."""
 MIRO_RECOVERED = keys.PREFIX + ":miro:recovered"
@@ -88,6 +91,45 @@ def _requeue_started(connection: redis.Redis, queue: Queue, abandoned: Callable[
             pipe.execute()
         requeued.append(job_id)
         log.warning("job.requeued", job_id=job_id, file=job.args[0] if job.args else None, reason=reason.format(worker=worker_name or "?"))
+    return requeued
+
+
+def rescue_taken_jobs(connection: redis.Redis, queue: Queue) -> list[str]:
+    """Requeue jobs a worker took off the queue and never started (it died in between).
+
+    Taking a job moves it to RQ's intermediate list; starting it puts it in the started registry.
+    A worker killed, or cut from Redis, between the two leaves it in the list, where RQ's own
+    clean-up (every 10 minutes) marks it *failed*. Here it goes back to the queue once it has sat
+    there, unstarted, for ``ALIVE_TTL`` seconds (first sightings kept in ``TAKEN``).
+    """
+    intermediate = IntermediateQueue(queue.key, connection)
+    started = {job_id for job_id, _ in StartedJobRegistry(queue=queue).get_job_and_execution_ids(cleanup=False)}
+    stuck = set(intermediate.get_job_ids()) - started
+    seen = {k.decode(): float(v) for k, v in connection.hgetall(TAKEN).items()}
+    gone = set(seen) - stuck
+    if gone:
+        connection.hdel(TAKEN, *gone)
+    seconds, micros = connection.time()  # one clock for workers on different hosts
+    now = seconds + micros / 1e6
+    requeued = []
+    for job_id in stuck:
+        if job_id not in seen:
+            connection.hsetnx(TAKEN, job_id, now)
+            continue
+        # Claim it: if its worker started it after all, it has left the list and this removes nothing.
+        if now - seen[job_id] < ALIVE_TTL or not connection.lrem(intermediate.key, 1, job_id):
+            continue
+        connection.hdel(TAKEN, job_id)
+        try:
+            job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
+        except Exception:  # the job hash expired or is unreadable: nothing to run
+            continue
+        with connection.pipeline() as pipe:
+            job.set_status(JobStatus.QUEUED, pipeline=pipe)
+            queue._enqueue_job(job, pipeline=pipe, at_front=True)
+            pipe.execute()
+        requeued.append(job_id)
+        log.warning("job.requeued", job_id=job_id, file=job.args[0] if job.args else None, reason="taken by a worker that never started it")
     return requeued
 
 
@@ -147,6 +189,7 @@ class Upkeep(threading.Thread):
         refresh_alive(self.connection, self.worker_name)
         if self.connection.set(keys.MAINTENANCE_LOCK, self.worker_name, nx=True, px=int(TICK * 2000)):
             reap_dead_workers(self.connection, self.queue)
+            rescue_taken_jobs(self.connection, self.queue)
             promote_due_retries(self.connection, self.queue, everything=bool(self.connection.delete(MIRO_RECOVERED)))
 
     def stop(self) -> None:

@@ -50,3 +50,19 @@ def test_sigkill_ten_workers_during_a_burst(rig):
     assert rig.failed_jobs() == 0, f"seed {seed}"
     # The kills did interrupt jobs (else the drill proves nothing), and their jobs came back.
     assert rig.events("job.requeued"), f"no kill landed inside a job (seed {seed})"
+
+
+def test_a_job_taken_by_a_worker_that_died_before_starting_it_runs(rig):
+    """SIGKILL between taking a job off the queue and starting it: the job sits in RQ's
+    intermediate list, which RQ alone would fail 1 to 10 minutes later."""
+    rig.start_watcher()
+    expected = rig.drop(1)
+    wait_for(lambda: rig.pending_jobs().get("queued") == 1, 10, what="the job to be queued")
+    queue = "rq:queue:miro-sync"
+    assert rig.redis.lmove(queue, queue + ":intermediate")  # what the dead worker's BLMOVE did
+    rig.start_workers(1)
+    rig.wait_items(1, timeout=30)
+    rig.wait_idle()
+    rig.assert_each_once(expected)
+    assert rig.failed_jobs() == 0
+    assert [e["reason"] for e in rig.events("job.requeued")] == ["taken by a worker that never started it"]
