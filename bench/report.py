@@ -165,14 +165,19 @@ def _load(values) -> str:
 
 
 def _git_commit() -> str:
+    """The commit measured, and the uncommitted files of the code under test if any."""
+    root = Path(__file__).resolve().parents[1]
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parents[1])
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
-                               timeout=10, cwd=Path(__file__).resolve().parents[1]).stdout.strip()
-        return out.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5, cwd=root).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--", "services", "shared", "bench"],
+                                capture_output=True, text=True, timeout=10, cwd=root).stdout.splitlines()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+    changed = [line[3:] for line in status if line[3:].endswith(".py")]
+    if not changed:
+        return head
+    shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+    return f"{head}, with uncommitted changes in {shown}"
 
 
 def write_results(path: Path, report: Report, date: str) -> None:
