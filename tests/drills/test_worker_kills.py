@@ -66,3 +66,29 @@ def test_a_job_taken_by_a_worker_that_died_before_starting_it_runs(rig):
     rig.assert_each_once(expected)
     assert rig.failed_jobs() == 0
     assert [e["reason"] for e in rig.events("job.requeued")] == ["taken by a worker that never started it"]
+
+
+def test_killed_after_miro_created_the_item_the_item_is_adopted_not_made_twice(rig):
+    """The exactly-once case in its purest form: Miro creates the item, the worker dies before
+    it reads the 201 (so before the ledger write). The job's next run finds the item by its
+    intent (title and slot) and adopts it."""
+    rig.start_watcher()
+    [worker] = rig.start_workers(1)
+    rig.sandbox.set_faults(latency_ms=1500)  # the create waits in the sandbox, the worker with it
+
+    def create_in_flight():
+        return [r for r in rig.sandbox.requests() if r["method"] == "POST" and r["path"].endswith("/images") and r["status"] is None]
+
+    expected = rig.drop(1)
+    wait_for(create_in_flight, 20, what="the create call")
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.popen.wait(5)
+    wait_for(lambda: len(rig.items()) == 1 and not create_in_flight(), 10, what="Miro to finish the create")
+    rig.sandbox.set_faults(latency_ms=0)
+
+    rig.start_workers(1)
+    wait_for(lambda: rig.events("upload.recovered"), 30, what=lambda: "the item to be adopted\n" + rig.tail())
+    rig.wait_idle()
+    rig.assert_each_once(expected)
+    assert [r["method"] for r in rig.sandbox.requests() if r["path"].endswith("/images")] == ["POST"]
+    assert rig.failed_jobs() == 0
