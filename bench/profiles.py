@@ -25,10 +25,10 @@ class Profile:
 
 PROFILES = {
     "full": Profile("full", latency_files=100, latency_gap=0.1, worker_classes=True, throughput={1: 600, 4: 600, 8: 600},
-                    baseline_images=600, restart_sizes=(10_000, 100_000), memory_images=6, cpu_images=50, cpu_batches=3,
+                    baseline_images=600, restart_sizes=(10_000, 100_000), memory_images=6, cpu_images=100, cpu_batches=3,
                     pause=1.0, idle_seconds=3.0),
     "quick": Profile("quick", latency_files=30, latency_gap=0.1, worker_classes=False, throughput={1: 20, 4: 60, 8: 150},
-                     baseline_images=20, restart_sizes=(10_000, 100_000), memory_images=2, cpu_images=30, cpu_batches=1,
+                     baseline_images=20, restart_sizes=(10_000, 100_000), memory_images=2, cpu_images=40, cpu_batches=1,
                      pause=0.5, idle_seconds=2.0,
                      notes=["quick: bursts of 150 images or fewer mostly fit in the limiter's initial burst (5 % of a "
                             "minute's budget, ~47 images), so their rates run above the sustained ceiling; the full run uses 600"]),

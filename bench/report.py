@@ -53,6 +53,7 @@ class Row:
     unit: str
     baseline: float | None = None
     target: Target | None = None
+    baseline_note: str = ""  # when the baseline's figure is not the same thing (e.g. it has no scan)
 
     @property
     def met(self) -> bool | None:
@@ -60,7 +61,8 @@ class Row:
 
     def cells(self) -> list[str]:
         verdict = {True: "yes", False: "**NO**", None: ""}[self.met]
-        return [self.measure, self.setting, _value(self.ours, self.unit), _value(self.baseline, self.unit),
+        baseline = _value(self.baseline, self.unit) + (f" ({self.baseline_note})" if self.baseline_note else "")
+        return [self.measure, self.setting, _value(self.ours, self.unit), baseline,
                 f"{self.target} {self.unit}" if self.target else "", verdict]
 
 
