@@ -23,14 +23,11 @@ log = get_logger("worker")
 RECHECK_SECONDS = 30
 
 
-def explain(exc: MiroAuthError) -> str:
-    return explain_auth(exc)
-
-
 def block(ctx, exc: MiroAuthError) -> None:
-    value = json.dumps({"status": exc.status, "code": exc.code, "message": explain(exc), "at": time.time()})
+    reason = explain_auth(exc)
+    value = json.dumps({"status": exc.status, "code": exc.code, "message": reason, "at": time.time()})
     if ctx.redis.set(keys.AUTH_BLOCKED, value, nx=True):
-        log.error("miro.token_refused", status=exc.status, code=exc.code, reason=explain(exc), action="all workers hold jobs until the token works")
+        log.error("miro.token_refused", status=exc.status, code=exc.code, reason=reason, action="all workers hold jobs until the token works")
 
 
 def blocked(ctx) -> dict | None:
@@ -40,14 +37,12 @@ def blocked(ctx) -> dict | None:
 
 def recheck(ctx) -> bool:
     """One worker at a time asks Miro again; True when the hold was lifted."""
-    if not ctx.redis.set(keys.AUTH_BLOCKED + ":recheck", "1", nx=True, ex=RECHECK_SECONDS):
+    if not ctx.redis.set(keys.AUTH_RECHECK, "1", nx=True, ex=RECHECK_SECONDS):
         return False
     try:
         ctx.limiter.acquire(Cost.BOARD_GET)
         ctx.miro.get_board(ctx.settings.miro_board_id)
-    except MiroAuthError:
-        return False
-    except MiroError:
+    except MiroError:  # still refused (MiroAuthError), or Miro unreachable: ask again later
         return False
     lift(ctx.redis)
     log.info("miro.token_accepted", action="workers resume")

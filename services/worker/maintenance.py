@@ -27,7 +27,6 @@ from rq.executions import Execution
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
-from rq.serializers import JSONSerializer
 from rq.utils import current_timestamp
 
 from shared import keys
@@ -39,13 +38,6 @@ ALIVE_TTL = 5
 """Seconds a worker counts as alive after its last refresh."""
 TICK = 1.0
 """Seconds between two rounds of upkeep."""
-TAKEN = keys.PREFIX + ":taken-unstarted"
-"""Hash job id -> when upkeep first saw it taken off the queue but not started."""
-MIRO_FAILING = keys.PREFIX + ":miro:failing"
-"""Set when a job is retried after a 5xx or a transport error; cleared by the next success."""
-MIRO_RECOVERED = keys.PREFIX + ":miro:recovered"
-"""Set by the first success after a failure, or when the token works again: the next tick
-promotes every waiting retry."""
 
 
 def refresh_alive(connection: redis.Redis, worker_name: str) -> None:
@@ -79,19 +71,27 @@ def _requeue_started(connection: redis.Redis, queue: Queue, abandoned: Callable[
         # together (so no worker name was found): it must not run again.
         if not connection.zrem(registry.key, execution.composite_key):
             continue
-        try:
-            job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
-        except Exception:  # the job hash expired or is unreadable: nothing to run
-            connection.delete(execution.key)
-            continue
-        with connection.pipeline() as pipe:
-            execution.delete(job, pipeline=pipe)
-            job.set_status(JobStatus.QUEUED, pipeline=pipe)
-            queue._enqueue_job(job, pipeline=pipe, at_front=True)
-            pipe.execute()
-        requeued.append(job_id)
-        log.warning("job.requeued", job_id=job_id, file=job.args[0] if job.args else None, reason=reason.format(worker=worker_name or "?"))
+        if _put_back(connection, queue, job_id, reason.format(worker=worker_name or "?"), execution):
+            requeued.append(job_id)
     return requeued
+
+
+def _put_back(connection: redis.Redis, queue: Queue, job_id: str, reason: str, execution: Execution | None = None) -> bool:
+    """Queue a claimed job again, at the front (and drop its ``execution``); False when there is nothing to run."""
+    try:
+        job = Job.fetch(job_id, connection=connection, serializer=queue.serializer)
+    except Exception:  # the job hash expired or is unreadable: nothing to run
+        if execution is not None:
+            connection.delete(execution.key)
+        return False
+    with connection.pipeline() as pipe:
+        if execution is not None:
+            execution.delete(job, pipeline=pipe)
+        job.set_status(JobStatus.QUEUED, pipeline=pipe)
+        queue._enqueue_job(job, pipeline=pipe, at_front=True)
+        pipe.execute()
+    log.warning("job.requeued", job_id=job_id, file=job.args[0] if job.args else None, reason=reason)
+    return True
 
 
 def rescue_taken_jobs(connection: redis.Redis, queue: Queue) -> list[str]:
@@ -100,36 +100,28 @@ def rescue_taken_jobs(connection: redis.Redis, queue: Queue) -> list[str]:
     Taking a job moves it to RQ's intermediate list; starting it puts it in the started registry.
     A worker killed, or cut from Redis, between the two leaves it in the list, where RQ's own
     clean-up (every 10 minutes) marks it *failed*. Here it goes back to the queue once it has sat
-    there, unstarted, for ``ALIVE_TTL`` seconds (first sightings kept in ``TAKEN``).
+    there, unstarted, for ``ALIVE_TTL`` seconds (first sightings kept in ``keys.TAKEN_UNSTARTED``).
     """
     intermediate = IntermediateQueue(queue.key, connection)
     started = {job_id for job_id, _ in StartedJobRegistry(queue=queue).get_job_and_execution_ids(cleanup=False)}
     stuck = set(intermediate.get_job_ids()) - started
-    seen = {k.decode(): float(v) for k, v in connection.hgetall(TAKEN).items()}
+    seen = {k.decode(): float(v) for k, v in connection.hgetall(keys.TAKEN_UNSTARTED).items()}
     gone = set(seen) - stuck
     if gone:
-        connection.hdel(TAKEN, *gone)
+        connection.hdel(keys.TAKEN_UNSTARTED, *gone)
     seconds, micros = connection.time()  # one clock for workers on different hosts
     now = seconds + micros / 1e6
     requeued = []
     for job_id in stuck:
         if job_id not in seen:
-            connection.hsetnx(TAKEN, job_id, now)
+            connection.hsetnx(keys.TAKEN_UNSTARTED, job_id, now)
             continue
         # Claim it: if its worker started it after all, it has left the list and this removes nothing.
         if now - seen[job_id] < ALIVE_TTL or not connection.lrem(intermediate.key, 1, job_id):
             continue
-        connection.hdel(TAKEN, job_id)
-        try:
-            job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
-        except Exception:  # the job hash expired or is unreadable: nothing to run
-            continue
-        with connection.pipeline() as pipe:
-            job.set_status(JobStatus.QUEUED, pipeline=pipe)
-            queue._enqueue_job(job, pipeline=pipe, at_front=True)
-            pipe.execute()
-        requeued.append(job_id)
-        log.warning("job.requeued", job_id=job_id, file=job.args[0] if job.args else None, reason="taken by a worker that never started it")
+        connection.hdel(keys.TAKEN_UNSTARTED, job_id)
+        if _put_back(connection, queue, job_id, "taken by a worker that never started it"):
+            requeued.append(job_id)
     return requeued
 
 
@@ -139,7 +131,7 @@ def promote_due_retries(connection: redis.Redis, queue: Queue, everything: bool 
     job_ids = registry.get_jobs_to_schedule(float("inf") if everything else current_timestamp())
     if not job_ids:
         return 0
-    jobs = Job.fetch_many(job_ids, connection=connection, serializer=JSONSerializer)
+    jobs = Job.fetch_many(job_ids, connection=connection, serializer=queue.serializer)
     with connection.pipeline() as pipe:
         for job in jobs:
             if job is not None:
@@ -152,12 +144,12 @@ def promote_due_retries(connection: redis.Redis, queue: Queue, everything: bool 
 
 def miro_failing(connection: redis.Redis) -> None:
     """A job is retried because Miro failed (5xx, transport): remember that Miro is in trouble."""
-    connection.set(MIRO_FAILING, "1", ex=86400)
+    connection.set(keys.MIRO_FAILING, "1", ex=86400)
 
 
 def miro_answered(connection: redis.Redis) -> bool:
     """An upload succeeded. True for the first success after a failure (the retries then go at once)."""
-    if not connection.delete(MIRO_FAILING):
+    if not connection.delete(keys.MIRO_FAILING):
         return False
     retry_waiting_now(connection)
     return True
@@ -165,7 +157,7 @@ def miro_answered(connection: redis.Redis) -> bool:
 
 def retry_waiting_now(connection: redis.Redis) -> None:
     """What the retries waited for is over (Miro is back, the token works): the next tick queues them all."""
-    connection.set(MIRO_RECOVERED, "1", ex=86400)
+    connection.set(keys.MIRO_RECOVERED, "1", ex=86400)
 
 
 class Upkeep(threading.Thread):
@@ -190,7 +182,7 @@ class Upkeep(threading.Thread):
         if self.connection.set(keys.MAINTENANCE_LOCK, self.worker_name, nx=True, px=int(TICK * 2000)):
             reap_dead_workers(self.connection, self.queue)
             rescue_taken_jobs(self.connection, self.queue)
-            promote_due_retries(self.connection, self.queue, everything=bool(self.connection.delete(MIRO_RECOVERED)))
+            promote_due_retries(self.connection, self.queue, everything=bool(self.connection.delete(keys.MIRO_RECOVERED)))
 
     def stop(self) -> None:
         self.stopped.set()
