@@ -15,8 +15,8 @@ anything else                               FAIL        none (a bug or a bad fil
 ==========================================  ==========  =========================================
 
 RETRY holds only until the horizon (``settings.retry_horizon``, a day by default) counted from
-``since`` (the job's creation); the last attempt is placed at the horizon, and after it the job
-fails. ``attempt`` numbers the retry being planned: 1 after the first failure.
+``since`` (the worker passes the job's first failure); the last attempt is placed at the horizon,
+and after it the job fails. ``attempt`` numbers the retry being planned: 1 after the first failure.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ class WorkerContext:
 
     @cached_property
     def limiter(self) -> CreditLimiter:
-        return CreditLimiter(self.redis, self.settings.credits_per_minute, self.settings.rate_safety_margin)
+        return CreditLimiter.from_settings(self.redis, self.settings)
 
     @cached_property
     def miro(self) -> MiroClient:

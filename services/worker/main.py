@@ -17,11 +17,11 @@ import uuid
 
 import redis
 from rq import Queue, SimpleWorker
-from rq.serializers import JSONSerializer
 
-from shared.ratelimit import Cost
-from shared.preflight import check_board
+from shared.jobs import upload_queue
 from shared.log import configure, get_logger, register_secrets
+from shared.preflight import check_board
+from shared.ratelimit import Cost
 from shared.settings import load_settings
 
 from . import hold
@@ -46,9 +46,9 @@ class MiroSyncWorker(SimpleWorker):
     def check_for_suspension(self, burst: bool) -> None:
         super().check_for_suspension(burst)
         announced = False
-        while not self._stop_requested and hold.blocked(self.context):
+        while not self._stop_requested and (held := hold.blocked(self.context)):
             if not announced:
-                log.warning("worker.holding", worker=self.name, reason=hold.blocked(self.context)["message"])
+                log.warning("worker.holding", worker=self.name, reason=held["message"])
                 announced = True
             if hold.recheck(self.context):
                 break
@@ -124,14 +124,14 @@ def run(args: argparse.Namespace) -> int:
 
     preload()
 
-    queue = Queue(settings.queue_name, connection=connection, serializer=JSONSerializer)
+    queue = upload_queue(connection, settings.queue_name)
     refresh_alive(connection, name)
     upkeep = Upkeep(connection, queue, name)
     upkeep.start()
     log.info("worker.started", worker=name, queue=settings.queue_name, board=settings.miro_board_id, mode=settings.upload_mode.value)
     try:
         while True:
-            worker = MiroSyncWorker([queue], connection=connection, name=name, serializer=JSONSerializer)
+            worker = MiroSyncWorker([queue], connection=connection, name=name, serializer=queue.serializer)
             worker.context = ctx
             worker.log_job_description = False
             try:

@@ -14,7 +14,6 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
 from shared import keys, signing
@@ -45,9 +44,10 @@ class Delivered:
     converted: str | None = None
 
 
-def upload_by_file(ctx: WorkerContext, path: Path, info: ImageInfo, data: dict, call: Callable) -> Delivered:
+def upload_by_file(ctx: WorkerContext, path: Path, info: ImageInfo, data: dict) -> Delivered:
     upload = prepare_upload(path, info, ctx.settings.max_upload_bytes)
-    item = call(ctx.miro.create_image_file, ctx.settings.miro_board_id, upload.content, upload.filename, upload.content_type, data)
+    ctx.limiter.acquire(Cost.IMAGE_WRITE)
+    item = ctx.miro.create_image_file(ctx.settings.miro_board_id, upload.content, upload.filename, upload.content_type, data)
     return Delivered(str(item["id"]), "file", Delivery.FILE, len(upload.content), upload.converted)
 
 

@@ -4,7 +4,7 @@ How failures end (policy in :mod:`shared.retry`):
 
 * transient (429, 5xx, timeouts, connection errors, content busy): the job asks RQ to run it again
   later (``Retry`` with an exponential, jittered, capped delay) until ``RETRY_HORIZON`` has passed
-  since the job was created; then it fails with the last reason. After a 5xx or a transport error,
+  since its first failure; then it fails with the last reason. After a 5xx or a transport error,
   the next successful upload sends every waiting retry at once (:mod:`.maintenance`, recovery);
 * refused by Miro (400/404/413...): the job fails at once with Miro's ``code`` and ``message``;
 * token refused (401/403): every worker stops taking jobs (see :mod:`services.worker.hold`) and

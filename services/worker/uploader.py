@@ -118,14 +118,9 @@ class Uploader:
             log.info("file.skipped", file=relpath, reason=str(exc))
             return Result("skipped", reason=str(exc))
         except BadImage as exc:
-            if ledger.reject(relpath, size, mtime_ns, str(exc)):
-                log.warning("file.rejected", file=relpath, reason=str(exc))
-            return Result("rejected", reason=str(exc))
+            return self._reject(relpath, size, mtime_ns, str(exc))
         except PermissionError:
-            reason = "unreadable (permission denied)"
-            if ledger.reject(relpath, size, mtime_ns, reason):
-                log.warning("file.rejected", file=relpath, reason=reason)
-            return Result("rejected", reason=reason)
+            return self._reject(relpath, size, mtime_ns, "unreadable (permission denied)")
 
         key = self._content_key(sha, relpath)
         existing = ledger.content(key)
@@ -141,6 +136,12 @@ class Uploader:
         if self.settings.duplicates is DuplicatePolicy.SKIP:
             return sha
         return f"{sha}-{hashlib.sha1(relpath.encode()).hexdigest()[:12]}"
+
+    def _reject(self, relpath: str, size: int, mtime_ns: int, reason: str) -> Result:
+        """A bad file version: one ``file.rejected`` line the first time any process sees it."""
+        if self.ctx.ledger.reject(relpath, size, mtime_ns, reason):
+            log.warning("file.rejected", file=relpath, reason=reason)
+        return Result("rejected", reason=reason)
 
     def _duplicate(self, relpath: str, size: int, mtime_ns: int, key: str, existing: ContentEntry) -> Result:
         self.ctx.ledger.record(relpath, size, mtime_ns, key, None)
@@ -164,7 +165,8 @@ class Uploader:
                 if route == "url":
                     # We cannot know whether Miro fetched the picture before the crash: refill it.
                     upload = prepare_upload(path, info, self.settings.max_upload_bytes)
-                    self._call(self.ctx.miro.update_image_file, self.settings.miro_board_id, item_id, upload.content, upload.filename, upload.content_type)
+                    self.ctx.limiter.acquire(Cost.IMAGE_WRITE)
+                    self.ctx.miro.update_image_file(self.settings.miro_board_id, item_id, upload.content, upload.filename, upload.content_type)
                     delivery = Delivery.REPAIRED
                 entry = ContentEntry(item_id=item_id, route=route, delivery=delivery.value, slot=slot, path=relpath, at=time.time())
                 ledger.record(relpath, size, mtime_ns, key, entry)
@@ -178,13 +180,11 @@ class Uploader:
             if route == "url":
                 outcome = upload_by_url(self.ctx, path, relpath, info, data)
             else:
-                outcome = upload_by_file(self.ctx, path, info, data, self._call)
+                outcome = upload_by_file(self.ctx, path, info, data)
         except BadImage as exc:
             # Found only when converting/downscaling for upload: nothing was sent to Miro.
             ledger.abandon(key)
-            if ledger.reject(relpath, size, mtime_ns, str(exc)):
-                log.warning("file.rejected", file=relpath, reason=str(exc))
-            return Result("rejected", reason=str(exc))
+            return self._reject(relpath, size, mtime_ns, str(exc))
         except MiroRateLimited as exc:
             # Miro refused the call outright: nothing was created, no recovery search needed.
             # Every worker pauses until Miro's reset (its headers may be missing on a 429).
@@ -239,11 +239,6 @@ class Uploader:
             cursor = page.get("cursor")
             if not cursor:
                 return None
-
-    def _call(self, fn, *args, **kwargs):
-        """One image write under the shared credit budget."""
-        self.ctx.limiter.acquire(Cost.IMAGE_WRITE)
-        return fn(*args, **kwargs)
 
     # --- locking ------------------------------------------------------------------------------
     def _content_lock(self, key: str):
