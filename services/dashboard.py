@@ -23,6 +23,8 @@ from flask import Flask, Response, request
 from shared.log import configure, get_logger, register_secrets
 from shared.settings import SettingsError, load_env, load_settings
 
+from .gunicorn_app import run_gunicorn
+
 log = get_logger("dashboard")
 
 DEFAULT_BIND = "127.0.0.1:9181"
@@ -148,8 +150,6 @@ def create_app(redis_url: str, auth: tuple[str, str] | None, disable_delete: boo
 
 
 def run(args: argparse.Namespace) -> int:
-    from services.image_server.main import _Gunicorn  # one gunicorn wrapper for both web services
-
     settings = load_settings(needs=())
     configure(settings.log_level, settings.log_format)
     env = load_env()
@@ -161,21 +161,5 @@ def run(args: argparse.Namespace) -> int:
         log.warning("dashboard.no_auth", bind=bind, hint="anyone who reaches this address can requeue jobs")
     log.info("dashboard.start", bind=bind, auth="basic" if auth else "off", user=auth[0] if auth else None,
              disable_delete=args.disable_delete)
-    options = {
-        "bind": bind,
-        "workers": 1,  # rq-dashboard keeps its Redis client on the app; one process is plenty
-        "threads": 4,
-        "worker_class": "gthread",
-        "accesslog": None,
-        "proc_name": "miro-sync-dashboard",
-        "timeout": 60,
-        "graceful_timeout": 5,
-        # gunicorn >= 24 opens a control socket in $HOME/.gunicorn by default: one path for every
-        # gunicorn of the user (the image server's too), and not writable in the container.
-        "control_socket_disable": True,
-    }
-    try:
-        _Gunicorn(app, options).run()
-    except SystemExit as exc:  # the arbiter exits the process when it stops
-        return int(exc.code or 0)
-    return 0
+    # rq-dashboard keeps its Redis client on the app: one process is plenty.
+    return run_gunicorn(app, bind=bind, workers=1, threads=4, graceful_timeout=5, proc_name="miro-sync-dashboard")

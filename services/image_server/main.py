@@ -8,30 +8,12 @@ from __future__ import annotations
 
 import argparse
 
-from gunicorn.app.base import BaseApplication
-
 from shared.log import configure, get_logger, register_secrets
 from shared.settings import Need, load_settings
 
+from services.gunicorn_app import run_gunicorn
+
 log = get_logger("image_server")
-
-
-class _Gunicorn(BaseApplication):
-    """gunicorn with options from here, not from its own command line."""
-
-    def __init__(self, app, options: dict) -> None:
-        self.application = app
-        self.options = options
-        super().__init__()
-
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            if key in _SINCE_27 and key not in self.cfg.settings:
-                continue
-            self.cfg.set(key, value)
-
-    def load(self):
-        return self.application
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,25 +34,3 @@ def run(args: argparse.Namespace) -> int:
     app = create_app(settings)
     log.info("image_server.start", bind=bind, folder=str(settings.watch_folder), workers=args.workers)
     return run_gunicorn(app, bind=bind, workers=args.workers, threads=args.threads, proc_name="miro-sync-image-server")
-
-
-GUNICORN_DEFAULTS = {
-    "worker_class": "gthread",
-    "accesslog": None,  # the apps log one line per request themselves (never a signature or password)
-    "timeout": 60,
-    "graceful_timeout": 10,
-    # gunicorn 27's control socket defaults to one path per user ($HOME/.gunicorn/gunicorn.ctl):
-    # two servers of one user (image server, dashboard) would fight over it, and nothing uses it.
-    "control_socket_disable": True,
-}
-_SINCE_27 = {"control_socket_disable"}
-
-
-def run_gunicorn(app, **options) -> int:
-    """Serve a WSGI app under gunicorn until it is stopped; the exit status. ``options`` are
-    gunicorn settings (``bind``, ``workers``, ``threads``, ``proc_name``...) over the defaults."""
-    try:
-        _Gunicorn(app, {**GUNICORN_DEFAULTS, **options}).run()
-    except SystemExit as exc:  # the arbiter exits the process when it stops
-        return int(exc.code or 0)
-    return 0
