@@ -9,7 +9,6 @@ them in reverse order; workers finish the upload they are doing.
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 import shutil
 import signal
@@ -59,13 +58,24 @@ def _redis_answers(url: str) -> bool:
         return False
 
 
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGTERM if `up` itself dies (even by SIGKILL), so nothing is orphaned."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class Stack:
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
         self.children: list[tuple[str, subprocess.Popen]] = []
+        self.adopted: list[str] = []  # Redis URLs we did not start but must stop
 
     def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
-        proc = subprocess.Popen(args, env=env)
+        proc = subprocess.Popen(args, env=env, preexec_fn=_die_with_parent)
         self.children.append((name, proc))
         log.info("process.started", name=name, pid=proc.pid)
         return proc
@@ -81,6 +91,11 @@ class Stack:
                 log.warning("process.killed", name=name, pid=proc.pid)
                 proc.kill()
                 proc.wait()
+        for url in self.adopted:  # last, like the Redis we start ourselves
+            try:
+                redis.Redis.from_url(url).shutdown()
+            except redis.RedisError:
+                pass  # SHUTDOWN closes the connection: that is success
 
     def failed(self) -> tuple[str, int] | None:
         for name, proc in self.children:
@@ -103,7 +118,17 @@ def _start_redis(stack: Stack, env: dict[str, str], port: int) -> str:
         )
     data = stack.state_dir / "redis"
     data.mkdir(parents=True, exist_ok=True)
+    port_file = data / "port"
+    if port_file.exists():
+        # A private Redis left running by an `up` that was killed: never start a second one on the
+        # same data folder, adopt it (and stop it with the stack).
+        previous = f"redis://127.0.0.1:{port_file.read_text().strip()}/0"
+        if _redis_answers(previous) and _redis_dir(previous) == str(data.resolve()):
+            stack.adopted.append(previous)
+            log.info("redis.private", url=previous, data=str(data), note="the private Redis of an earlier run is still up, using it")
+            return previous
     port = port or _free_port()
+    port_file.write_text(str(port))
     stack.start("redis", [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data.resolve()),
                           "--appendonly", "yes", "--save", "", "--maxmemory-policy", "noeviction"], env)
     url = f"redis://127.0.0.1:{port}/0"
@@ -114,6 +139,13 @@ def _start_redis(stack: Stack, env: dict[str, str], port: int) -> str:
         time.sleep(0.05)
     log.info("redis.private", url=url, data=str(data), note="no Redis at REDIS_URL, started a private one")
     return url
+
+
+def _redis_dir(url: str) -> str | None:
+    try:
+        return redis.Redis.from_url(url, socket_connect_timeout=0.5).config_get("dir").get("dir")
+    except redis.RedisError:
+        return None
 
 
 def _signing_secret(state_dir: Path) -> str:
@@ -173,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_tunnel:
             env["NGROK_API_URL"] = f"http://127.0.0.1:{args.tunnel_api_port}"
     # Every child validates its own settings too; checking here first gives one line, not five.
-    load_settings(environ=env)
+    register_secrets(load_settings(environ=env).secrets)
     try:
         env["REDIS_URL"] = _start_redis(stack, env, args.redis_port)
         if args.sandbox:
@@ -184,7 +216,6 @@ def run(args: argparse.Namespace) -> int:
                         "--tunnel-upstream", f"http://127.0.0.1:{image_port}"]
             stack.start("sandbox", cmd, env)
             _wait_http(sandbox_url + "/_sandbox/stats")
-        register_secrets([env.get("MIRO_ACCESS_TOKEN", ""), env["URL_SIGNING_SECRET"]])
 
         stack.start("image-server", me + ["serve"], env)
         # Workers probe the tunnel at their first url upload: the image server must answer by then.
