@@ -34,6 +34,11 @@ class ScanStats:
     pending: int = 0  # still being written: left to the settle timer
     seconds: float = 0.0
 
+    def fields(self) -> dict[str, int | float]:
+        """The ``watch.scan`` log line's fields."""
+        return {"files": self.files, "queued": self.queued, "synced": self.synced, "rejected": self.rejected,
+                "pending": self.pending, "seconds": round(self.seconds, 3)}
+
 
 def walk(folder: Path, under: str = "", chunk: int = CHUNK) -> Iterator[list[Seen]]:
     """Every candidate entry below ``folder/under`` (files, links, oddities; not folders).

@@ -310,7 +310,7 @@ class Watcher:
             return self.clock() + REDIS_RETRY_SECONDS
         if stop.is_set():
             return None
-        log.info("watch.scan", files=stats.files, queued=stats.queued, synced=stats.synced, rejected=stats.rejected, pending=stats.pending, seconds=round(stats.seconds, 3))
+        log.info("watch.scan", **stats.fields())
         return self.clock() + self.rescan_interval if self.rescan_interval > 0 else None
 
     def scan(self, stop: threading.Event | None = None, under: str = "") -> ScanStats:
@@ -363,7 +363,7 @@ class Watcher:
             return
         stats = self.scan(under=rel)
         if stats.files:
-            log.info("watch.scan", folder=printable(rel), files=stats.files, queued=stats.queued, synced=stats.synced, rejected=stats.rejected, pending=stats.pending, seconds=round(stats.seconds, 3))
+            log.info("watch.scan", folder=printable(rel), **stats.fields())
 
 
 FOLDER = (-2, -2)
