@@ -13,6 +13,7 @@ from typing import Any
 
 from shared import log as shared_log
 
+from . import tunnel
 from .config import (ALL_SCOPES, CHROME_USER_AGENT, CREDITS_PER_MINUTE, DEFAULT_BOARD, DEFAULT_HOST, DEFAULT_PORT,
                      DEFAULT_TOKEN, FETCH_TIMEOUT, SandboxConfig)
 
@@ -50,41 +51,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"rate-limit budget per token and minute (default {CREDITS_PER_MINUTE})")
     parser.add_argument("--latency-ms", type=int, default=0, help="delay every API request by this much (default 0)")
     parser.add_argument("--state", metavar="FILE", help="keep the boards in FILE (and FILE.blobs/) across restarts")
-    add_tunnel_arguments(parser)
+    tunnel.add_arguments(parser)  # --tunnel-port, --tunnel-api-port, --tunnel-upstream, --tunnel-mode, ...
 
 
-# ---- TUNNEL: the ngrok stand-in (services/sandbox/tunnel.py, owned by the tunnel engineer) ----------
-# Its flags (--tunnel-port, --tunnel-api-port, --tunnel-upstream, --tunnel-mode, --warning-page, ...)
-# come from tunnel.add_arguments; it starts only when --tunnel-port is given.
-
-
-def _tunnel_module() -> Any | None:
-    try:
-        from . import tunnel
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.tunnel":
-            raise
-        return None
-    return tunnel
-
-
-def add_tunnel_arguments(parser: argparse.ArgumentParser) -> None:
-    tunnel = _tunnel_module()
-    if tunnel is not None:
-        tunnel.add_arguments(parser)
-
-
-def start_tunnel_if_asked(args: argparse.Namespace) -> Any | None:
-    """The running tunnel (with ``.stop()``), or None when --tunnel-port was not given."""
-    tunnel = _tunnel_module()
-    tunnel_config = tunnel.config_from_args(args, host=args.host) if tunnel is not None else None
+def start_tunnel_if_asked(args: argparse.Namespace) -> tunnel.TunnelHandle | None:
+    """The running ngrok stand-in, or None when --tunnel-port was not given."""
+    tunnel_config = tunnel.config_from_args(args, host=args.host)
     if tunnel_config is None:
         return None
     handle = tunnel.start_tunnel(tunnel_config)
     print(tunnel.describe(handle), flush=True)
     return handle
-
-# ---- end of TUNNEL ---------------------------------------------------------------------------------
 
 
 def config_from_args(args: argparse.Namespace) -> SandboxConfig:
@@ -113,13 +90,13 @@ def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     handle = start_sandbox(config)
-    tunnel = None
+    ngrok = None
     try:
-        tunnel = start_tunnel_if_asked(args)
+        ngrok = start_tunnel_if_asked(args)
         print(describe(handle, config), flush=True)
         stop.wait()
     finally:
-        if tunnel is not None:
-            tunnel.stop()
+        if ngrok is not None:
+            ngrok.stop()
         handle.stop()
     return 0
