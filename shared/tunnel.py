@@ -46,9 +46,9 @@ PROBE_URL_TTL = 120
 AGENT_TIMEOUT = 3.0
 PROBE_TIMEOUT = 10.0
 WARNED_TTL = 86400
+"""Seconds the last logged tunnel state is remembered; after that its line is logged again."""
 FAILED_PROBE_TTL = 15
 """Seconds a failed probe is trusted: a tunnel that comes back is used again within this time."""
-"""Seconds the last logged tunnel state is remembered; after that its line is logged again."""
 
 QUOTA_CODES = {"ERR_NGROK_725": "bandwidth", "ERR_NGROK_727": "HTTP requests", "ERR_NGROK_734": "requests per minute"}
 _NGROK_CODE = re.compile(rb"ERR_NGROK_\d+")
