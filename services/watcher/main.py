@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # The watcher never calls Miro: it needs the board id (the ledger's key) but not the token.
+    # The watcher uploads nothing: it needs the board id (the ledger's key) but not the token.
     settings = load_settings(needs=(Need.FOLDER,))
     if not settings.miro_board_id:
         raise SettingsError("MIRO_BOARD_ID", "is not set; expected the board id, the part after /app/board/ in the board's address")
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.once:
         stats = watcher.scan()
-        log.info("watch.scan", files=stats.files, queued=stats.queued, synced=stats.synced, rejected=stats.rejected, pending=stats.pending, seconds=round(stats.seconds, 3))
+        log.info("watch.scan", **stats.fields())
         return 0
 
     # Watch first, then scan: a file arriving during the scan is seen by one or the other.
