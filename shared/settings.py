@@ -97,22 +97,25 @@ class Settings:
     image_server_bind: str
     log_format: str
     log_level: str
+    other_secrets: tuple[str, ...] = field(default=(), repr=False)
+    """The values of :data:`OTHER_SECRETS` (other services' credentials), from the environment or `.env`."""
 
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never reach a log line, an error message or a job's arguments."""
-        found = [self.miro_access_token, self.url_signing_secret or ""]
+        found = [self.miro_access_token, self.url_signing_secret or "", *self.other_secrets]
         password = urlsplit(self.redis_url).password
         if password:
             found.append(password)
-        for name in ("NGROK_AUTHTOKEN", "RQ_DASHBOARD_PASSWORD", "DASHBOARD_PASSWORD"):
-            found.append(os.environ.get(name, ""))
         return tuple(s for s in found if len(s) >= 4)
 
     @property
     def tunnel_configured(self) -> bool:
         return bool(self.public_base_url or self.ngrok_api_url)
 
+
+OTHER_SECRETS = ("NGROK_AUTHTOKEN", "RQ_DASHBOARD_PASSWORD", "DASHBOARD_PASSWORD")
+"""Variables no service here needs, but whose values are masked in every log line all the same."""
 
 T = TypeVar("T")
 
@@ -203,6 +206,7 @@ def load_settings(
         image_server_bind=r.pattern("IMAGE_SERVER_BIND", r"^[^\s:]*:\d{1,5}$", "127.0.0.1:8000", "host:port"),
         log_format=log_format,
         log_level=log_level,
+        other_secrets=tuple(env.get(name, "") for name in OTHER_SECRETS),
     )
 
 

@@ -53,6 +53,14 @@ def test_redis_password_never_in_error_or_repr(env):
     assert "hunter2-secret" not in str(err.value)
 
 
+def test_other_services_secrets_in_dotenv_are_masked_too(tmp_path):
+    env_file = tmp_path / "my.env"
+    env_file.write_text("NGROK_AUTHTOKEN=ngrok-secret-123\nDASHBOARD_PASSWORD=dash-secret-456\n")
+    s = load_settings(needs=(), environ={"MIRO_SYNC_ENV_FILE": str(env_file), "RQ_DASHBOARD_PASSWORD": "rq-secret-789"})
+    assert {"ngrok-secret-123", "dash-secret-456", "rq-secret-789"} <= set(s.secrets)
+    assert "secret" not in repr(s)
+
+
 def test_url_mode_needs_tunnel_and_secret(env):
     env["UPLOAD_MODE"] = "url"
     with pytest.raises(SettingsError) as err:
@@ -78,7 +86,7 @@ def test_dotenv_file_is_read_and_environment_wins(tmp_path):
     assert s.miro_access_token == "from-file-123" and s.grid.columns == 7
 
 
-# Each service requires only what it uses: the watcher never calls Miro, the image server holds no token.
+# Each service requires only what it uses: the watcher needs no token, the image server holds none.
 @pytest.mark.parametrize("command,expected", [("watch", "WATCH_FOLDER"), ("worker", "MIRO_ACCESS_TOKEN"), ("serve", "WATCH_FOLDER"), ("up", "MIRO_ACCESS_TOKEN")])
 def test_each_service_stops_with_one_line_and_exit_2(command, expected, tmp_path):
     env = {"PATH": "/usr/bin:/bin", "MIRO_SYNC_ENV_FILE": "/nonexistent", "HOME": str(tmp_path)}
