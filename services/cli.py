@@ -24,10 +24,9 @@ COMMANDS = {
 }
 
 
-def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, object | None]:
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="miro-sync", description="Sync a folder of images onto a Miro board.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    chosen = None
     for name, (module_name, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         # Only the chosen command's module is imported (and can add its options).
@@ -35,12 +34,12 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, object | Non
             chosen = importlib.import_module(module_name)
             chosen.add_arguments(p)
             p.set_defaults(_module=chosen)
-    return parser, chosen
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser, _ = build_parser(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "_module", None):
         parser.print_help()
