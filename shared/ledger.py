@@ -102,9 +102,6 @@ class Ledger:
     def all_content(self) -> dict[str, ContentEntry]:
         return {k.decode() if isinstance(k, bytes) else k: ContentEntry(**json.loads(v)) for k, v in self.redis.hgetall(self._content).items()}
 
-    def counts(self) -> dict[str, int]:
-        return {"paths": self.redis.hlen(self._paths), "items": self.redis.hlen(self._content)}
-
     # --- write side (worker) ----------------------------------------------------------------
     def reserve_slot(self, sha256: str) -> int:
         """The grid slot for these bytes: atomic, unique, and the same on every retry."""
@@ -132,16 +129,6 @@ class Ledger:
         pipe.hset(self._paths, relpath, json.dumps(asdict(PathEntry(size=size, mtime_ns=mtime_ns, sha256=sha256))))
         pipe.delete(keys.intent(self.board_id, sha256))
         pipe.execute()
-
-    def update_delivery(self, sha256: str, delivery: Delivery) -> None:
-        entry = self.content(sha256)
-        if entry is not None:
-            fields = asdict(entry) | {"delivery": delivery.value}
-            self.redis.hset(self._content, sha256, json.dumps(fields))
-
-    def forget_content(self, sha256: str) -> None:
-        """The item is gone from the board (deleted by a person): allow the bytes again."""
-        self.redis.hdel(self._content, sha256)
 
     # --- bad input ----------------------------------------------------------------------------
     def reject(self, relpath: str, size: int, mtime_ns: int, reason: str) -> bool:
