@@ -98,3 +98,29 @@ def test_bad_files_reported_once_and_never_reach_miro(local_stack):
         lines = [line for line in log.splitlines() if "file.rejected" in line and (f"file={name}" in line or f'file="{name}"' in line)]
         assert len(lines) == 1, (name, lines)
         assert "reason=" in lines[0]
+
+
+def test_killing_up_itself_leaves_no_orphans_and_the_next_run_resumes(local_stack):
+    import os
+    import signal
+
+    local_stack.start()
+    expected = drop_ten(local_stack.folder)
+    local_stack.wait_items(10)
+    group = local_stack.proc.pid
+    os.kill(group, signal.SIGKILL)  # only `up`: its children must notice and go
+    local_stack.proc.popen.wait(10)  # reap it, so only live children keep the group alive
+
+    def group_gone():
+        try:
+            os.killpg(group, 0)
+            return False
+        except ProcessLookupError:
+            return True
+
+    wait_for(group_gone, 30, what="every process of the killed stack to exit")
+    local_stack.start()
+    expected["after.png"] = make_image(local_stack.folder / "after.png", "png", seed=77)
+    local_stack.wait_items(11)
+    time.sleep(1)
+    assert_board_matches(local_stack, expected)
