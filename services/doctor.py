@@ -58,10 +58,11 @@ def check_folder(settings: Settings) -> Check:
     if settings.watch_mode is WatchMode.POLLING:
         return Check("watch folder", True, f"{folder} readable; polling every {settings.poll_interval:g} s")
     try:
+        from watchdog.events import FileSystemEventHandler
         from watchdog.observers.inotify import InotifyObserver
 
         observer = InotifyObserver()
-        observer.schedule(_NoOp(), str(folder), recursive=True)
+        observer.schedule(FileSystemEventHandler(), str(folder), recursive=True)  # a handler that does nothing
         observer.start()
         observer.stop()
         observer.join(2)
@@ -70,11 +71,6 @@ def check_folder(settings: Settings) -> Check:
             return Check("watch folder", False, f"{folder}: inotify unavailable ({exc}); set WATCH_MODE=polling or raise fs.inotify.max_user_watches")
         return Check("watch folder", True, f"{folder} readable; inotify unavailable ({exc}), WATCH_MODE=auto will poll")
     return Check("watch folder", True, f"{folder} readable and watchable (inotify)")
-
-
-class _NoOp:
-    def dispatch(self, event):  # watchdog handler protocol
-        pass
 
 
 def check_miro(settings: Settings) -> Check:
