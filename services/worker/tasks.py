@@ -41,7 +41,7 @@ def upload_image(path: str, size: int, mtime_ns: int) -> dict | Retry:
     ctx = get_context()
     job = get_current_job()
     try:
-        result = Uploader(ctx, ctx.worker_name, job.id if job is not None else None).sync(path, size, mtime_ns)
+        result = Uploader(ctx, job.id if job is not None else None).sync(path, size, mtime_ns)
         if result.outcome == "uploaded" and maintenance.miro_answered(ctx.redis):
             log.info("miro.recovered", action="retries waiting for Miro go now")
         return result.as_dict()

@@ -97,10 +97,10 @@ def _same_version(path: Path, size: int, mtime_ns: int) -> None:
 
 
 class Uploader:
-    def __init__(self, ctx: WorkerContext, worker_name: str = "", job_id: str | None = None) -> None:
+    def __init__(self, ctx: WorkerContext, job_id: str | None = None) -> None:
         self.ctx = ctx
         self.settings = ctx.settings
-        self.worker_name = worker_name or f"pid-{os.getpid()}"
+        self.worker_name = ctx.worker_name or f"pid-{os.getpid()}"
         self.job_id = job_id
 
     # --- entry point ------------------------------------------------------------------------
