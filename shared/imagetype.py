@@ -2,10 +2,11 @@
 
 * :func:`sniff` names the type from the first bytes (never from the extension): the watcher's
   cheap check, no Pillow.
-* :func:`inspect` validates a file by decoding it, with memory kept low: a JPEG is decoded in
-  draft mode at 1/8 scale (libjpeg still reads every entropy-coded byte, so truncation shows),
-  a PNG is checked by streaming its chunks (CRC of each, zlib stream complete, exactly the
-  number of bytes its header promises, IEND present) without building the picture.
+* :func:`inspect` validates a file with memory kept low: a JPEG by its structure
+  (:mod:`shared.jpegcheck`: every segment and scan walked to the end-of-image marker, no pixel
+  decoded; Pillow reads only its header, for the EXIF orientation), a PNG by streaming its
+  chunks (CRC of each, zlib stream complete, exactly the number of bytes its header promises,
+  IEND present) without building the picture; other kinds by decoding them.
 * :func:`prepare_upload` gives the bytes for Miro's multipart upload.
 
 Formats. Miro's accepted formats are unconfirmed (research/miro-api.md §1d); a downloaded
@@ -20,8 +21,8 @@ top of the worker's baseline (measured peak 147 MB), which breaks the worker's 1
 Without it, HEIC files are refused with a reason that says how to enable them.
 
 Progressive JPEGs are the other exception: libjpeg keeps all their coefficients in memory at any
-scale. Above ~17 MP they are checked by structure (end-of-image marker) and sent as they are
-when they fit; they cannot be converted within the budget and are refused when too big.
+scale. Above ~17 MP they are sent as they are when they fit; they cannot be converted within the
+budget and are refused when too big.
 
 Pillow is imported on first use: the watcher only sniffs and must stay small.
 """
@@ -37,6 +38,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+from shared import jpegcheck
 
 SNIFF_BYTES = 32
 """How many leading bytes :func:`sniff` needs."""
@@ -196,7 +199,7 @@ def preload() -> None:
 
 
 def inspect(path: str | os.PathLike) -> ImageInfo:
-    """Validate ``path`` by decoding it (cheaply); raise :class:`BadImage` with the reason."""
+    """Validate ``path`` (cheaply, see the module's docstring); raise :class:`BadImage` with the reason."""
     path = Path(path)
     with open(path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
@@ -212,6 +215,8 @@ def inspect(path: str | os.PathLike) -> ImageInfo:
         fh.seek(0)
         if kind == "png":
             width, height = _check_png(fh)
+        elif kind == "jpeg":
+            width, height = _check_jpeg(fh, size)
         else:
             width, height = _decode_check(fh, kind)
     return ImageInfo(kind, CONTENT_TYPES[kind], width, height, size)
@@ -240,24 +245,41 @@ def _open(fh: BinaryIO, kind: str):
     return im
 
 
+def _check_jpeg(fh: BinaryIO, size: int) -> tuple[int, int]:
+    """By structure, not by decoding: a decode (even at 1/8 scale, which still reads every
+    coefficient) cost ~7.5 ms per MB and passed files whose unwritten tail is zeros, which the
+    structure refuses. What it alone caught, a few wrong bits in the entropy-coded data (2 in 100
+    in bench/RESULTS.md), a picture made of them still shows, damaged.
+
+    Pillow then parses the header only (~0.02 ms, nothing decoded): the orientation exactly as
+    Pillow reads it (EXIF, else XMP), and proof that Pillow, which converts oversized files in
+    :func:`prepare_upload`, can open it.
+    """
+    try:
+        facts = jpegcheck.check(fh, size)
+    except jpegcheck.JpegProblem as exc:
+        raise BadImage(str(exc)) from None
+    _guard_pixels(facts.width, facts.height)
+    fh.seek(0)
+    im = _open(fh, "jpeg")
+    try:
+        turned = _orientation(im) in (5, 6, 7, 8)
+    finally:
+        im.close()
+    return (facts.height, facts.width) if turned else (facts.width, facts.height)
+
+
 def _decode_check(fh: BinaryIO, kind: str) -> tuple[int, int]:
     im = _open(fh, kind)
     width, height = im.size
     if _orientation(im) in (5, 6, 7, 8):
         width, height = height, width
     try:
-        if kind == "jpeg" and _progressive_too_big(im):
-            _check_jpeg_end(fh)
-        elif kind == "jpeg":
-            # 1/8 scale: every coefficient is still read, only the IDCT output shrinks.
-            im.draft(im.mode, (max(1, width // 8), max(1, height // 8)))
+        if width * height > decode_limit(kind):
+            raise BadImage(_too_large_to_convert(kind, width, height))
+        for frame in range(getattr(im, "n_frames", 1)):
+            im.seek(frame)
             im.load()
-        else:
-            if width * height > decode_limit(kind):
-                raise BadImage(_too_large_to_convert(kind, width, height))
-            for frame in range(getattr(im, "n_frames", 1)):
-                im.seek(frame)
-                im.load()
     except BadImage:
         raise
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, EOFError... for bad data
@@ -269,17 +291,8 @@ def _decode_check(fh: BinaryIO, kind: str) -> tuple[int, int]:
 
 def _progressive_too_big(im) -> bool:
     """libjpeg holds every DCT coefficient of a progressive JPEG (about 3 bytes a pixel for 4:2:0),
-    whatever the output scale: past the budget we check its structure instead of decoding it."""
+    whatever the output scale: past the budget it cannot be converted (it can still go as it is)."""
     return bool(im.info.get("progressive")) and im.width * im.height * _PROGRESSIVE_BYTES_PER_PIXEL > DECODE_BUDGET_BYTES
-
-
-def _check_jpeg_end(fh: BinaryIO) -> None:
-    """A cut JPEG has no end-of-image marker (FF D9); entropy-coded data never contains one."""
-    fh.seek(0, os.SEEK_END)
-    tail_start = max(0, fh.tell() - 65536)
-    fh.seek(tail_start)
-    if b"\xff\xd9" not in fh.read():
-        raise BadImage("truncated jpeg (no end-of-image marker)")
 
 
 def _orientation(im) -> int:

@@ -12,25 +12,14 @@ from PIL import Image
 
 from shared import imagetype
 from shared.imagetype import BadImage, inspect, prepare_upload, sniff
+from tests.imagetype.pictures import encoded, noisy
 
 MB = 1024 * 1024
-
-
-def noisy(width: int, height: int, mode: str = "RGB") -> Image.Image:
-    """Photo-like noise: compresses badly, so a small picture makes a big file."""
-    bands = [Image.effect_noise((width, height), 40 + 10 * i) for i in range(len(mode))]
-    return Image.merge(mode, bands)
 
 
 def save(im: Image.Image, path: Path, fmt: str, **options) -> Path:
     im.save(path, fmt, **options)
     return path
-
-
-def encoded(im: Image.Image, fmt: str, **options) -> bytes:
-    out = io.BytesIO()
-    im.save(out, fmt, **options)
-    return out.getvalue()
 
 
 # --- sniff --------------------------------------------------------------------------------------
