@@ -124,11 +124,12 @@ _BOARD_ID = re.compile(r"^[A-Za-z0-9_\-=.~]+$")
 
 def load_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The process environment over the `.env` file; empty values count as unset."""
-    env_file = (environ or os.environ).get("MIRO_SYNC_ENV_FILE", ".env")
+    environ = os.environ if environ is None else environ
+    env_file = environ.get("MIRO_SYNC_ENV_FILE", ".env")
     merged: dict[str, str] = {}
     if env_file and Path(env_file).is_file():
         merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
-    merged.update(environ if environ is not None else os.environ)
+    merged.update(environ)
     return {k: v for k, v in merged.items() if v.strip() != ""}
 
 
