@@ -309,11 +309,22 @@ class MiroClient:
         params = {"limit": str(limit), "type": type, "cursor": cursor, "parent_item_id": parent_item_id}
         return self._call("GET", f"{_board_path(board_id)}/items", params={k: v for k, v in params.items() if v})
 
-    def iter_items(self, board_id: str, type: str | None = None, parent_item_id: str | None = None) -> Iterator[dict]:
-        """Every item, page after page, following ``cursor`` until Miro returns none."""
+    def iter_items(
+        self,
+        board_id: str,
+        type: str | None = None,
+        parent_item_id: str | None = None,
+        before_page: Callable[[], object] | None = None,
+    ) -> Iterator[dict]:
+        """Every item, page after page, following ``cursor`` until Miro returns none.
+
+        ``before_page`` runs before each page is asked for (e.g. to take the page's credits).
+        """
         cursor: str | None = None
         seen: set[str] = set()
         while True:
+            if before_page is not None:
+                before_page()
             page = self.list_items(board_id, type=type, limit=50, cursor=cursor, parent_item_id=parent_item_id)
             yield from page.get("data") or []
             cursor = page.get("cursor")

@@ -226,19 +226,16 @@ class Uploader:
 
     def _find_previous_item(self, intent: Intent) -> str | None:
         """The image item with the intent's title at the intent's slot, if an earlier attempt made one."""
-        grid, cursor = self.settings.grid, None
-        while True:
-            self.ctx.limiter.acquire(Cost.LIST_PAGE)
-            page = self.ctx.miro.list_items(self.settings.miro_board_id, type="image", limit=50, cursor=cursor)
-            for item in page.get("data", []):
-                pos = item.get("position") or {}
-                if (item.get("data") or {}).get("title") != intent.title or "x" not in pos:
-                    continue
-                if slot_of_position(grid, float(pos["x"]), float(pos["y"])) == intent.slot:
-                    return str(item["id"])
-            cursor = page.get("cursor")
-            if not cursor:
-                return None
+        grid = self.settings.grid
+        pages = self.ctx.miro.iter_items(self.settings.miro_board_id, type="image",
+                                         before_page=lambda: self.ctx.limiter.acquire(Cost.LIST_PAGE))
+        for item in pages:
+            pos = item.get("position") or {}
+            if (item.get("data") or {}).get("title") != intent.title or "x" not in pos:
+                continue
+            if slot_of_position(grid, float(pos["x"]), float(pos["y"])) == intent.slot:
+                return str(item["id"])
+        return None
 
     # --- locking ------------------------------------------------------------------------------
     def _content_lock(self, key: str):

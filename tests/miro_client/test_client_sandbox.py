@@ -177,8 +177,10 @@ def test_iter_items_follows_the_cursor(client):
 
     first = client.list_items(BOARD, type="image")
     assert len(first["data"]) == 50 and first["cursor"]
-    listed = [i["id"] for i in client.iter_items(BOARD, type="image")]
+    pages: list[int] = []
+    listed = [i["id"] for i in client.iter_items(BOARD, type="image", before_page=lambda: pages.append(1))]
     assert sorted(listed) == sorted(ids)  # every image once, across two pages, no frame
+    assert len(pages) == 2  # before_page ran before each page (the worker takes the page's credits there)
 
 
 def test_delete_item(client):
