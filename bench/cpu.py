@@ -76,7 +76,7 @@ def breakdown(picture: bytes, repeat: int = 20, suffix: str = ".jpg") -> dict[st
             parts = _multipart(upload.content, upload.filename, upload.content_type, {"title": path.name})
             requests.Request("POST", "http://127.0.0.1/v2/boards/b/images", files=parts).prepare()
 
-        return {"validate (decode check)": timed(lambda: inspect(path)), "sha256": timed(lambda: file_sha256(path)),
+        return {"validate (structure check)": timed(lambda: inspect(path)), "sha256": timed(lambda: file_sha256(path)),
                 "read + multipart body": timed(encode)}
 
 
@@ -91,7 +91,7 @@ def run(bench: Bench, profile: Profile) -> Findings:
     ours, base = statistics.median(figures["ours"]), statistics.median(figures["baseline"])
     parts = breakdown(picture)
     rest = ours - sum(parts.values())
-    png = breakdown(photo_near(1_000_000, "PNG"), suffix=".png")["validate (decode check)"]
+    png = breakdown(photo_near(1_000_000, "PNG"), suffix=".png")["validate (structure check)"]
     batches = f"median of {profile.cpu_batches} batches of {profile.cpu_images}" if profile.cpu_batches > 1 else f"{profile.cpu_images} images"
     setting = f"{len(picture) / 1e6:.1f} MB JPEG, 1 worker, 0 ms, {batches}"
     note = ("cpu per 1 MB image, where it goes: " + ", ".join(f"{k} {v:.1f} ms" for k, v in parts.items())

@@ -3,7 +3,7 @@
 Decisions (docs/reliability.md):
 
 * a 40-megapixel PNG or JPEG that fits Miro's 6 MB goes as it is (the worker validates it at low
-  memory: JPEG decoded at 1/8 scale, PNG checked by streaming its chunks, never decoded whole);
+  memory: JPEG and PNG checked by walking their structure to the end, never decoded whole);
 * a file over 6 MB goes by file route in auto mode without a tunnel: converted, and scaled down
   until it fits (a JPEG is decoded at a reduced scale first), said in its ``upload.done`` line;
 * a folder named ``x.png`` is a folder: its pictures are synced, the folder itself is not reported;
