@@ -26,7 +26,7 @@ from shared.settings import load_settings
 
 from . import hold
 from .context import WorkerContext, set_context
-from .maintenance import Upkeep, refresh_alive, requeue_own_jobs
+from .maintenance import Upkeep, refresh_alive, requeue_own_jobs, redis_trouble
 
 log = get_logger("worker")
 
@@ -70,6 +70,7 @@ def wait_for_redis(connection: redis.Redis, timeout: float | None = None) -> Non
             connection.ping()
             return
         except redis.RedisError as exc:
+            redis_trouble()
             if not announced:
                 log.warning("redis.waiting", error=str(exc))
                 announced = True

@@ -19,6 +19,7 @@ Only one worker at a time does the reaping and promoting (a short Redis lock).
 from __future__ import annotations
 
 import threading
+import time
 from typing import Callable
 
 import redis
@@ -38,6 +39,22 @@ ALIVE_TTL = 5
 """Seconds a worker counts as alive after its last refresh."""
 TICK = 1.0
 """Seconds between two rounds of upkeep."""
+CALM_AFTER = 2 * ALIVE_TTL
+"""Seconds without a Redis error before this process judges other workers dead by their keys."""
+
+# While Redis is away no worker can refresh its key, so right after an outage every worker looks
+# dead. A process that had trouble with Redis (or just started) waits until the live ones have
+# refreshed again, or it would run jobs twice.
+_trouble_at = time.monotonic()
+
+
+def redis_trouble() -> None:
+    global _trouble_at
+    _trouble_at = time.monotonic()
+
+
+def can_judge_liveness() -> bool:
+    return time.monotonic() - _trouble_at > CALM_AFTER
 
 
 def refresh_alive(connection: redis.Redis, worker_name: str) -> None:
@@ -173,6 +190,7 @@ class Upkeep(threading.Thread):
             try:
                 self.tick()
             except redis.RedisError as exc:  # Redis restarting: try again next tick
+                redis_trouble()
                 log.debug("upkeep.redis_error", error=str(exc))
             except Exception:
                 log.exception("upkeep.error")
@@ -180,8 +198,9 @@ class Upkeep(threading.Thread):
     def tick(self) -> None:
         refresh_alive(self.connection, self.worker_name)
         if self.connection.set(keys.MAINTENANCE_LOCK, self.worker_name, nx=True, px=int(TICK * 2000)):
-            reap_dead_workers(self.connection, self.queue)
-            rescue_taken_jobs(self.connection, self.queue)
+            if can_judge_liveness():
+                reap_dead_workers(self.connection, self.queue)
+                rescue_taken_jobs(self.connection, self.queue)
             promote_due_retries(self.connection, self.queue, everything=bool(self.connection.delete(keys.MIRO_RECOVERED)))
 
     def stop(self) -> None:
