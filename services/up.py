@@ -20,8 +20,8 @@ from pathlib import Path
 
 import redis
 
-from shared.log import configure, get_logger, register_secrets
-from shared.settings import load_env, load_settings
+from shared.log import configure, get_logger, redact, register_secrets
+from shared.settings import SettingsError, load_env, load_settings
 
 log = get_logger("up")
 
@@ -40,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tunnel-api-port", type=int, default=4040, help="sandbox ngrok agent API port (default 4040)")
     parser.add_argument("--redis-port", type=int, default=0, help="port for a private redis-server (default: a free one)")
     parser.add_argument("--no-tunnel", action="store_true", help="with --sandbox: no tunnel stand-in (file uploads only)")
+    parser.add_argument("--ngrok", action="store_true",
+                        help="expose the image server with ngrok (pyngrok; needs NGROK_AUTHTOKEN), for the url route without Docker")
 
 
 def _free_port() -> int:
@@ -73,6 +75,7 @@ class Stack:
         self.state_dir = state_dir
         self.children: list[tuple[str, subprocess.Popen]] = []
         self.adopted: list[str] = []  # Redis URLs we did not start but must stop
+        self.on_stop: list = []  # clean-ups of things started in-process (the ngrok agent)
 
     def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
         proc = subprocess.Popen(args, env=env, preexec_fn=_die_with_parent)
@@ -81,6 +84,8 @@ class Stack:
         return proc
 
     def stop(self) -> None:
+        for clean_up in self.on_stop:
+            clean_up()
         for name, proc in reversed(self.children):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -139,6 +144,26 @@ def _start_redis(stack: Stack, env: dict[str, str], port: int) -> str:
         time.sleep(0.05)
     log.info("redis.private", url=url, data=str(data), note="no Redis at REDIS_URL, started a private one")
     return url
+
+
+def _start_ngrok(stack: Stack, port: int, env: dict[str, str]) -> str:
+    """An ngrok agent (pyngrok) forwarding to the image server; returns its agent API address.
+
+    pyngrok downloads the ngrok binary on first use unless ``PYNGROK_NGROK_PATH`` names one.
+    """
+    from pyngrok import conf, ngrok
+    from pyngrok.exception import PyngrokError
+
+    config = conf.PyngrokConfig(auth_token=env["NGROK_AUTHTOKEN"], ngrok_path=env.get("PYNGROK_NGROK_PATH") or conf.get_default().ngrok_path)
+    try:
+        tunnel = ngrok.connect(str(port), "http", pyngrok_config=config)
+        api_url = ngrok.get_ngrok_process(config).api_url
+    except PyngrokError as exc:
+        detail = redact(" ".join(str(exc).split())[:300])  # ngrok may echo its command line
+        raise SystemExit(f"miro-sync up: ngrok did not start ({detail}); check NGROK_AUTHTOKEN, or run without --ngrok (UPLOAD_MODE=file needs no tunnel)") from None
+    stack.on_stop.append(lambda: ngrok.kill(config))
+    log.info("tunnel.started", public_url=tunnel.public_url, agent_api=api_url)
+    return api_url
 
 
 def _redis_dir(url: str) -> str | None:
@@ -204,6 +229,12 @@ def run(args: argparse.Namespace) -> int:
         env["MIRO_API_URL"] = sandbox_url
         if not args.no_tunnel:
             env["NGROK_API_URL"] = f"http://127.0.0.1:{args.tunnel_api_port}"
+    if args.ngrok:
+        if args.sandbox:
+            raise SettingsError("--ngrok", "cannot be combined with --sandbox, which has its own tunnel stand-in")
+        if not env.get("NGROK_AUTHTOKEN"):
+            raise SettingsError("NGROK_AUTHTOKEN", "is not set; --ngrok needs your ngrok authtoken (https://dashboard.ngrok.com)")
+        env["NGROK_API_URL"] = "http://127.0.0.1:4040"  # provisional, for validation: the agent's real address follows
     # Every child validates its own settings too; checking here first gives one line, not five.
     register_secrets(load_settings(environ=env).secrets)
     try:
@@ -220,6 +251,8 @@ def run(args: argparse.Namespace) -> int:
         stack.start("image-server", me + ["serve"], env)
         # Workers probe the tunnel at their first url upload: the image server must answer by then.
         _wait_http(f"http://127.0.0.1:{image_port}/healthz", timeout=30)
+        if args.ngrok:
+            env["NGROK_API_URL"] = _start_ngrok(stack, image_port, env)
         stack.start("watcher", me + ["watch"], env)
         for i in range(args.workers):
             stack.start(f"worker-{i + 1}", me + ["worker"], env)
