@@ -92,6 +92,7 @@ class Settings:
     credits_per_minute: int
     rate_safety_margin: float
     max_upload_bytes: int
+    keep_gps: bool  # False: a photo's GPS position never leaves the machine
     probe_interval: int
     verify_grace: float
     image_server_bind: str
@@ -120,6 +121,7 @@ OTHER_SECRETS = ("NGROK_AUTHTOKEN", "RQ_DASHBOARD_PASSWORD", "DASHBOARD_PASSWORD
 T = TypeVar("T")
 
 _BOARD_ID = re.compile(r"^[A-Za-z0-9_\-=.~]+$")
+_BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 
 
 def load_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -202,6 +204,7 @@ def load_settings(
         credits_per_minute=r.integer("MIRO_CREDITS_PER_MINUTE", 100_000, minimum=100),
         rate_safety_margin=r.number("RATE_SAFETY_MARGIN", 0.95, minimum=0.1, maximum=1.0),
         max_upload_bytes=r.integer("MAX_UPLOAD_BYTES", MIRO_MAX_UPLOAD_BYTES, minimum=1024, maximum=MIRO_MAX_UPLOAD_BYTES),
+        keep_gps=r.boolean("KEEP_GPS", False),
         probe_interval=r.integer("PROBE_INTERVAL", 300, minimum=5),
         verify_grace=r.number("VERIFY_GRACE", 5.0, minimum=0.0),
         image_server_bind=r.pattern("IMAGE_SERVER_BIND", r"^[^\s:]*:\d{1,5}$", "127.0.0.1:8000", "host:port"),
@@ -257,6 +260,14 @@ class _Reader:
         if maximum is not None and value > maximum:
             raise SettingsError(name, f"is {value}; expected at most {maximum}")
         return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        def convert(v: str) -> bool:
+            if v.lower() not in _BOOLEANS:
+                raise ValueError(v)
+            return _BOOLEANS[v.lower()]
+
+        return self._parse(name, default, convert, "true or false (also 1/0, yes/no, on/off)")
 
     def enum(self, name: str, kind: type[Enum], default):
         values = "|".join(m.value for m in kind)
