@@ -7,7 +7,9 @@
   decoded; Pillow reads only its header, for the EXIF orientation), a PNG by streaming its
   chunks (CRC of each, zlib stream complete, exactly the number of bytes its header promises,
   IEND present) without building the picture; other kinds by decoding them.
-* :func:`prepare_upload` gives the bytes for Miro's multipart upload.
+* :func:`prepare_upload` gives the bytes for Miro's multipart upload, without the GPS position
+  unless asked to keep it (:mod:`shared.exifgps`; :func:`carries_gps` tells the worker which
+  files may not go by URL, since the image server sends a file as it is).
 
 Formats. Miro's accepted formats are unconfirmed (research/miro-api.md §1d); a downloaded
 ``imageUrl`` comes back as PNG, SVG or JPEG. So PNG, JPEG and GIF go as they are (when they fit
@@ -35,11 +37,11 @@ import math
 import os
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
-from shared import jpegcheck
+from shared import exifgps, jpegcheck
 
 SNIFF_BYTES = 32
 """How many leading bytes :func:`sniff` needs."""
@@ -110,6 +112,7 @@ class Upload:
     width: int
     height: int
     converted: str | None  # what was done, for the log; None when the file goes as it is
+    stripped: str | None = None  # metadata cut out of a file otherwise sent as it is ("gps"), for the log
 
 
 # --- sniffing (pure) ---------------------------------------------------------------------------
@@ -169,7 +172,8 @@ def unsupported_reason(kind: str) -> str | None:
 
 
 def sendable_as_is(info: ImageInfo, max_bytes: int) -> bool:
-    """True when :func:`prepare_upload` would send the file unchanged (so a URL to it works too)."""
+    """True when :func:`prepare_upload` would send the file's own bytes (unchanged, or with only its
+    GPS position cut out), not a converted copy. A URL serves it unchanged: see :func:`carries_gps`."""
     return info.kind in SAFE_KINDS and info.size <= max_bytes
 
 
@@ -400,8 +404,12 @@ def _inflate_count(inflater, piece: bytes, expected: int, produced: int) -> int:
 # --- prepare_upload ---------------------------------------------------------------------------
 
 
-def prepare_upload(path: str | os.PathLike, info: ImageInfo, max_bytes: int) -> Upload:
+def prepare_upload(path: str | os.PathLike, info: ImageInfo, max_bytes: int, keep_gps: bool = False) -> Upload:
     """The bytes to upload: the file itself when it is safe and fits, else a converted copy.
+
+    Unless ``keep_gps``, the file's GPS position is cut out of its metadata in place (pixels and
+    every other tag untouched, ``stripped="gps"``); when its EXIF is too damaged for that, the
+    picture is converted instead, which drops all metadata. Converted copies never carry any.
 
     Conversions keep the pixel size when they can; otherwise JPEG quality steps down, then the
     picture is scaled down until it fits ``max_bytes``.
@@ -411,9 +419,35 @@ def prepare_upload(path: str | os.PathLike, info: ImageInfo, max_bytes: int) -> 
         with open(path, "rb") as fh:
             content = fh.read(max_bytes + 1)
         if len(content) <= max_bytes:  # it may have grown since inspect(); then convert
-            return Upload(content, info.content_type, path.name, info.width, info.height, None)
+            try:
+                stripped = None if keep_gps else exifgps.remove_gps(content, info.kind)
+            except exifgps.Unremovable as exc:
+                why = f"GPS not removable in place: {exc}"
+                try:
+                    upload = _convert(path, info, max_bytes)
+                except BadImage as problem:
+                    raise BadImage(f"{problem}; {why}") from None
+                return replace(upload, converted=f"{upload.converted} ({why})", stripped="metadata")
+            if stripped is None:
+                return Upload(content, info.content_type, path.name, info.width, info.height, None)
+            if len(stripped) <= max_bytes:  # a PNG text chunk compressed again may grow a little
+                return Upload(stripped, info.content_type, path.name, info.width, info.height, None, "gps")
         del content
     return _convert(path, info, max_bytes)
+
+
+def carries_gps(path: str | os.PathLike, kind: str) -> bool:
+    """True when the file as it is would tell where it was taken (or its metadata is too damaged
+    to tell): it may then not be served by URL. Reads its metadata only."""
+    if kind not in exifgps.KINDS:
+        return False
+    with open(path, "rb", buffering=0) as fh:
+
+        def read(offset: int, n: int) -> bytes:
+            fh.seek(offset)
+            return fh.read(n)
+
+        return exifgps.has_gps(read, kind)
 
 
 def _convert(path: Path, info: ImageInfo, max_bytes: int) -> Upload:
