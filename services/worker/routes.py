@@ -42,13 +42,14 @@ class Delivered:
     delivery: Delivery
     bytes_sent: int
     converted: str | None = None
+    stripped: str | None = None
 
 
 def upload_by_file(ctx: WorkerContext, path: Path, info: ImageInfo, data: dict) -> Delivered:
-    upload = prepare_upload(path, info, ctx.settings.max_upload_bytes)
+    upload = prepare_upload(path, info, ctx.settings.max_upload_bytes, keep_gps=ctx.settings.keep_gps)
     ctx.limiter.acquire(Cost.IMAGE_WRITE)
     item = ctx.miro.create_image_file(ctx.settings.miro_board_id, upload.content, upload.filename, upload.content_type, data)
-    return Delivered(str(item["id"]), "file", Delivery.FILE, len(upload.content), upload.converted)
+    return Delivered(str(item["id"]), "file", Delivery.FILE, len(upload.content), upload.converted, upload.stripped)
 
 
 def upload_by_url(ctx: WorkerContext, path: Path, relpath: str, info: ImageInfo, data: dict) -> Delivered:
@@ -71,11 +72,11 @@ def upload_by_url(ctx: WorkerContext, path: Path, relpath: str, info: ImageInfo,
     # offline page...). Refill the same item from the bytes; it keeps its id and position.
     ctx.tunnel.invalidate()
     ctx.tunnel.warn_once(ctx.tunnel.usable(force=True), log)
-    upload = prepare_upload(path, info, settings.max_upload_bytes)
+    upload = prepare_upload(path, info, settings.max_upload_bytes, keep_gps=settings.keep_gps)
     ctx.limiter.acquire(Cost.IMAGE_WRITE)
     ctx.miro.update_image_file(settings.miro_board_id, item_id, upload.content, upload.filename, upload.content_type)
     log.info("upload.repaired", file=relpath, item_id=item_id, reason="Miro did not fetch the signed URL")
-    return Delivered(item_id, "url", Delivery.REPAIRED, len(upload.content), upload.converted)
+    return Delivered(item_id, "url", Delivery.REPAIRED, len(upload.content), upload.converted, upload.stripped)
 
 
 def _wait_served(ctx: WorkerContext, sig: str, size: int, grace: float) -> bool:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from shared import keys
-from shared.imagetype import SAFE_KINDS, BadImage, ImageInfo, inspect, prepare_upload
+from shared.imagetype import SAFE_KINDS, BadImage, ImageInfo, carries_gps, inspect, prepare_upload
 from shared.layout import fit_geometry, slot_center, slot_of_position
 from shared.ledger import ContentEntry, Delivery, Intent
 from shared.log import get_logger
@@ -164,7 +164,7 @@ class Uploader:
                 delivery = Delivery.FILE
                 if route == "url":
                     # We cannot know whether Miro fetched the picture before the crash: refill it.
-                    upload = prepare_upload(path, info, self.settings.max_upload_bytes)
+                    upload = prepare_upload(path, info, self.settings.max_upload_bytes, keep_gps=self.settings.keep_gps)
                     self.ctx.limiter.acquire(Cost.IMAGE_WRITE)
                     self.ctx.miro.update_image_file(self.settings.miro_board_id, item_id, upload.content, upload.filename, upload.content_type)
                     delivery = Delivery.REPAIRED
@@ -173,7 +173,7 @@ class Uploader:
                 log.warning("upload.recovered", file=relpath, item_id=item_id, slot=slot, reason="item from an interrupted attempt adopted")
                 return Result("uploaded", item_id=item_id, route=route, delivery=delivery.value)
 
-        route = self._choose_route(info)
+        route = self._choose_route(path, info)
         ledger.begin(key, slot, title, route)
         started = time.perf_counter()
         try:
@@ -200,15 +200,22 @@ class Uploader:
         ledger.record(relpath, size, mtime_ns, key, entry)
         log.info(
             "upload.done", file=relpath, item_id=outcome.item_id, route=outcome.route, delivery=outcome.delivery.value,
-            slot=slot, bytes=outcome.bytes_sent, converted=outcome.converted, ms=round((time.perf_counter() - started) * 1000, 1),
+            slot=slot, bytes=outcome.bytes_sent, converted=outcome.converted, stripped=outcome.stripped,
+            ms=round((time.perf_counter() - started) * 1000, 1),
         )
         return Result("uploaded", item_id=outcome.item_id, route=outcome.route, delivery=outcome.delivery.value)
 
-    def _choose_route(self, info: ImageInfo) -> str:
+    def _choose_route(self, path: Path, info: ImageInfo) -> str:
         mode = self.settings.upload_mode
         # The image server serves the file as it is: only formats Miro surely reads may go by URL;
         # others (webp, tiff, heic...) are converted and uploaded.
         if mode is UploadMode.FILE or info.kind not in SAFE_KINDS:
+            return "file"
+        # auto: the file route whenever the bytes fit; the tunnel only for what does not.
+        if mode is UploadMode.AUTO and (info.size <= self.settings.max_upload_bytes or not self.settings.tunnel_configured):
+            return "file"
+        # Nor may a photo that says where it was taken: uploaded, its GPS is cut out first.
+        if not self.settings.keep_gps and carries_gps(path, info.kind):
             return "file"
         if mode is UploadMode.URL:
             result = self.ctx.tunnel.usable()
@@ -217,9 +224,6 @@ class Uploader:
                 # The user asked for URLs only: say why and let the job fail (requeue from the dashboard).
                 raise TunnelUnavailable(result)
             return "url"
-        # auto: the file route whenever the bytes fit; the tunnel only for what does not.
-        if info.size <= self.settings.max_upload_bytes or not self.settings.tunnel_configured:
-            return "file"
         result = self.ctx.tunnel.usable()
         self.ctx.tunnel.warn_once(result, log)
         return "url" if result.ok else "file"
