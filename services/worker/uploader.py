@@ -33,6 +33,7 @@ from shared.ratelimit import Cost
 from shared.settings import DuplicatePolicy, UploadMode
 
 from .context import WorkerContext
+from .maintenance import can_judge_liveness
 from .routes import upload_by_file, upload_by_url, TunnelUnavailable
 
 log = get_logger("worker")
@@ -181,9 +182,14 @@ class Uploader:
                 outcome = upload_by_url(self.ctx, path, relpath, info, data)
             else:
                 outcome = upload_by_file(self.ctx, path, info, data)
-        except BadImage as exc:
-            # Found only when converting/downscaling for upload: nothing was sent to Miro.
-            ledger.abandon(key)
+        except (BadImage, FileNotFoundError) as exc:
+            # Raised while preparing the bytes. On the file route nothing reached Miro yet; on the
+            # url route (repair) the item may exist, so its intent stays for a later attempt to adopt.
+            if route == "file":
+                ledger.abandon(key)
+            if isinstance(exc, FileNotFoundError):
+                log.info("file.skipped", file=relpath, reason="file is gone")
+                return Result("skipped", reason="file is gone")
             return self._reject(relpath, size, mtime_ns, str(exc))
         except MiroRateLimited as exc:
             # Miro refused the call outright: nothing was created, no recovery search needed.
@@ -246,6 +252,19 @@ class Uploader:
         return _ContentLock(self.ctx, key, self.worker_name, self.job_id)
 
 
+_SWAP = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  return 1
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
 class _ContentLock:
     """SET NX lock on the bytes, held by (worker, job).
 
@@ -263,6 +282,8 @@ class _ContentLock:
         self.value = json.dumps({"worker": worker, "job": job_id})
         self.ttl = ctx.settings.job_timeout + 30
         self.wait = wait
+        self._swap = self.redis.register_script(_SWAP)
+        self._release = self.redis.register_script(_RELEASE)
 
     def __enter__(self):
         deadline = time.monotonic() + self.wait
@@ -272,15 +293,15 @@ class _ContentLock:
             raw = self.redis.get(self.key)
             holder = json.loads(raw) if raw else {}
             worker, job = holder.get("worker"), holder.get("job")
-            if worker and (worker == self.worker or (self.job_id and job == self.job_id) or not self.redis.exists(keys.worker_alive(worker))):
-                self.redis.set(self.key, self.value, ex=self.ttl)
+            stale = worker == self.worker or (self.job_id and job == self.job_id) or (
+                worker and can_judge_liveness() and not self.redis.exists(keys.worker_alive(worker)))
+            # Compare-and-set: of two workers that both saw the same stale holder, only one wins.
+            if raw and stale and self._swap(keys=[self.key], args=[raw, self.value, self.ttl]):
                 return self
             if time.monotonic() > deadline:
                 raise ContentBusy(f"another worker ({worker}) is uploading the same bytes")
             time.sleep(0.1)
 
     def __exit__(self, *exc):
-        # Release only our own lock.
-        if self.redis.get(self.key) == self.value.encode():
-            self.redis.delete(self.key)
+        self._release(keys=[self.key], args=[self.value])  # only our own lock
         return False
