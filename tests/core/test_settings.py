@@ -55,7 +55,7 @@ def test_redis_password_never_in_error_or_repr(env):
 
 def test_other_services_secrets_in_dotenv_are_masked_too(tmp_path):
     env_file = tmp_path / "my.env"
-    env_file.write_text("NGROK_AUTHTOKEN=ngrok-secret-123\nDASHBOARD_PASSWORD=dash-secret-456\n")
+    env_file.write_text("\n".join(["NGROK_AUTHTOKEN=ngrok-secret-123", "DASHBOARD_PASSWORD=dash-secret-456", ""]))
     s = load_settings(needs=(), environ={"MIRO_SYNC_ENV_FILE": str(env_file), "RQ_DASHBOARD_PASSWORD": "rq-secret-789"})
     assert {"ngrok-secret-123", "dash-secret-456", "rq-secret-789"} <= set(s.secrets)
     assert "secret" not in repr(s)
@@ -81,7 +81,8 @@ def test_image_server_needs_no_miro_token(tmp_path):
 
 def test_dotenv_file_is_read_and_environment_wins(tmp_path):
     env_file = tmp_path / "my.env"
-    env_file.write_text("MIRO_ACCESS_TOKEN=from-file-123\nMIRO_BOARD_ID=fromfile\nWATCH_FOLDER=%s\nGRID_COLUMNS=4\n" % (tmp_path / "w"))
+    lines = ["MIRO_ACCESS_TOKEN=from-file-123", "MIRO_BOARD_ID=fromfile", f"WATCH_FOLDER={tmp_path / 'w'}", "GRID_COLUMNS=4", ""]
+    env_file.write_text("\n".join(lines))
     s = load_settings(environ={"MIRO_SYNC_ENV_FILE": str(env_file), "GRID_COLUMNS": "7"})
     assert s.miro_access_token == "from-file-123" and s.grid.columns == 7
 
