@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.redis",
     "tests.fixtures.sandbox",
     "tests.fixtures.stack",
+    "tests.fixtures.secrets_scan",
 ]
