@@ -1,21 +1,37 @@
 """One settings object for every service, read once from the environment and `.env`.
 
 Precedence: the process environment, then the `.env` file (``MIRO_SYNC_ENV_FILE`` or ``./.env``),
-then the defaults below. Every problem is reported as a :class:`SettingsError` that names the
-variable and what it expects; the CLI turns it into one line on stderr and exit code 2.
+then the defaults below; an empty value counts as unset. Every problem is reported as a
+:class:`SettingsError` that names the variable and what it expects; the CLI turns it into one line
+on stderr and exit code 2.
 
 Services ask only for what they use (``needs``): the image server, reachable through the tunnel,
 never needs the Miro token, so it is not required to hold it.
+
+Each setting is declared once, as a field of :class:`Settings` (or :class:`Grid`) made by
+:func:`setting`: variable, type (the annotation), default, bounds, doc and its section of
+`.env.example`. The loader and the `.env.example` writer (``python -m shared.settings``) both read
+that declaration, and a test fails when `.env.example` differs from what the writer prints.
+Dataclass field metadata rather than pydantic-settings: the one-line, variable-naming messages
+(and the promise never to echo a Redis URL) would need a translation layer over pydantic's
+errors, nested ``GRID_*`` names a custom source, and the "required only for this service"
+logic a validator per service; the plain reader below is about 80 lines and adds no dependency.
+Relations between settings (padding vs cell size, the url route's secret) stay as code in
+:func:`load_settings`, after every single value has been read.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+import sys
+import types
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, TypeVar
+from typing import Any, TypeVar, get_args, get_type_hints
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
@@ -50,54 +66,192 @@ class DuplicatePolicy(str, Enum):
     UPLOAD = "upload"  # every file name gets its own item, even when the bytes repeat
 
 
+# StrEnum (not str, Enum): logging.setLevel and f-strings see the plain value.
+class LogFormat(StrEnum):
+    AUTO = "auto"  # text on a terminal, JSON otherwise
+    JSON = "json"
+    TEXT = "text"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
 class Need(str, Enum):
     MIRO = "miro"  # token and board
     FOLDER = "folder"  # the watch folder
     SIGNING = "signing"  # URL_SIGNING_SECRET, whatever the upload mode
 
 
+class Check(StrEnum):
+    """Extra validation of a text setting, beyond its type."""
+
+    NONE = "none"
+    URL = "url"  # http:// or https:// with a host; a trailing / is dropped
+    REDIS_URL = "redis_url"  # redis://, rediss:// or unix://; never echoed (it may hold a password)
+
+
 @dataclass(frozen=True)
+class Section:
+    """A block of `.env.example`; :data:`SECTIONS` gives their order."""
+
+    title: str
+    intro: str = ""
+
+
+REQUIRED = Section("required")
+COMPOSE = Section("Docker Compose only")
+CONNECTIONS = Section("connections")
+ROUTE = Section("how pictures reach Miro")
+WATCHING = Section("watching")
+LAYOUT = Section("layout on the board", "A grid of equal cells, filled row by row from the origin (board units; the board centre is 0,0).")
+QUEUE = Section("queue, retries and Miro's rate limit")
+SERVER_AND_LOGS = Section("image server and logs")
+SECTIONS = (REQUIRED, COMPOSE, CONNECTIONS, ROUTE, WATCHING, LAYOUT, QUEUE, SERVER_AND_LOGS)
+
+
+@dataclass(frozen=True)
+class Var:
+    """The declaration of one environment variable; its type is the annotation of its field."""
+
+    env: str
+    doc: str  # one line; a few lines joined by "\n" where `.env.example` needs to say more
+    section: Section
+    default: Any = None  # the value when unset; None: no value
+    minimum: float | None = None
+    maximum: float | None = None
+    needed_by: Need | None = None  # must be set when the service asks for this need
+    expected: str = ""  # how a valid value looks, for the error line (required and pattern settings)
+    pattern: str | None = None  # a text value must match it
+    check: Check = Check.NONE
+    example: str | None = None  # shown in `.env.example` instead of the default
+    secret: bool = False  # kept out of repr()
+
+    def example_value(self) -> str:
+        if self.example is not None:
+            return self.example
+        value = self.default
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, Enum):
+            return str(value.value)
+        if isinstance(value, float):
+            return f"{value:g}"
+        return str(value)
+
+
+def setting(env: str, doc: str, section: Section, **declaration: Any) -> Any:
+    """A dataclass field declared as the environment variable ``env`` (see :class:`Var`)."""
+    var = Var(env, doc, section, **declaration)
+    default = var.default if "default" in declaration else dataclasses.MISSING
+    return field(default=default, repr=not var.secret, metadata={"var": var})
+
+
+@dataclass(frozen=True, kw_only=True)
 class Grid:
     """Where images go on the board: a row-major grid of equal cells (board units)."""
 
-    columns: int = 10
-    cell_width: int = 440
-    cell_height: int = 440
-    padding: int = 20
-    origin_x: int = 0
-    origin_y: int = 0
+    columns: int = setting("GRID_COLUMNS", "Cells per row.", LAYOUT, default=10, minimum=1)
+    cell_width: int = setting("GRID_CELL_WIDTH", "Width of a cell; a picture is scaled to fit inside the padding.", LAYOUT, default=440, minimum=20)
+    cell_height: int = setting("GRID_CELL_HEIGHT", "Height of a cell.", LAYOUT, default=440, minimum=20)
+    padding: int = setting("GRID_PADDING", "Space kept free on every side inside a cell.", LAYOUT, default=20, minimum=0)
+    origin_x: int = setting("GRID_ORIGIN_X", "Board x of the grid's left edge.", LAYOUT, default=0)
+    origin_y: int = setting("GRID_ORIGIN_Y", "Board y of the grid's top edge.", LAYOUT, default=0)
 
 
-@dataclass(frozen=True)
+_TOKEN_DOC = "A Miro access token with boards:read and boards:write (Miro app settings, \"Install app and get OAuth token\")."
+_UPLOAD_MODE_DOC = """auto: upload the bytes (multipart, up to 6 MB); larger images go by URL through the tunnel when one
+      works, else are downscaled to fit. file: always upload bytes. url: always let Miro fetch a signed URL
+      (verified; repaired by upload when Miro got ngrok's warning page instead of the picture)."""
+_KEEP_GPS_DOC = """false (default): a photo's GPS position (EXIF, XMP) is cut out before it leaves this machine, pixels and other
+      tags untouched, and such a file never goes by URL. true: files that go as they are keep it."""
+_WATCH_MODE_DOC = """auto: inotify where it works, else polling. polling: needed for Docker Desktop (macOS/Windows) bind
+mounts, WSL /mnt/c, NFS and SMB shares, where file events do not arrive."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
-    miro_access_token: str = field(repr=False)
-    miro_board_id: str
-    watch_folder: Path
-    redis_url: str = field(repr=False)  # may carry a password
-    miro_api_url: str
-    upload_mode: UploadMode
-    ngrok_api_url: str | None
-    public_base_url: str | None
-    url_signing_secret: str | None = field(repr=False)
-    url_ttl_seconds: int
-    watch_mode: WatchMode
-    poll_interval: float
-    settle_seconds: float
-    rescan_interval: float
-    grid: Grid
-    duplicates: DuplicatePolicy
-    queue_name: str
-    job_timeout: int
-    retry_horizon: int
-    credits_per_minute: int
-    rate_safety_margin: float
-    max_upload_bytes: int
-    keep_gps: bool  # False: a photo's GPS position never leaves the machine
-    probe_interval: int
-    verify_grace: float
-    image_server_bind: str
-    log_format: str
-    log_level: str
+    """Every setting, in the order `.env.example` lists them within each section."""
+
+    miro_access_token: str = setting(
+        "MIRO_ACCESS_TOKEN", _TOKEN_DOC, REQUIRED, needed_by=Need.MIRO, secret=True,
+        expected="the Miro access token (Bearer) with boards:read and boards:write",
+    )
+    miro_board_id: str = setting(
+        "MIRO_BOARD_ID", "The board id: the part after /app/board/ in the board's address, e.g. uXjVOabc123=", REQUIRED,
+        needed_by=Need.MIRO, expected="the board id, the part after /app/board/ in the board's address",
+    )
+    watch_folder: Path = setting(
+        "WATCH_FOLDER", "The folder to watch (created if missing). Docker Compose sets it itself (/data/inbox): use WATCH_FOLDER_HOST there.",
+        REQUIRED, needed_by=Need.FOLDER, expected="the folder to watch for images (a path)", example="./inbox",
+    )
+    redis_url: str = setting(
+        "REDIS_URL", "Redis holding the queue and the ledger (use AOF persistence). Put a password in the URL if it has one.",
+        CONNECTIONS, default="redis://localhost:6379/0", check=Check.REDIS_URL, secret=True,
+    )
+    miro_api_url: str = setting("MIRO_API_URL", "Miro's API; the sandbox sets this to itself.", CONNECTIONS, default="https://api.miro.com", check=Check.URL)
+    upload_mode: UploadMode = setting("UPLOAD_MODE", _UPLOAD_MODE_DOC, ROUTE, default=UploadMode.AUTO)
+    ngrok_api_url: str | None = setting(
+        "NGROK_API_URL", "The ngrok agent API (Docker: http://ngrok:4040). Leave empty when not using a tunnel.", ROUTE, default=None, check=Check.URL,
+    )
+    public_base_url: str | None = setting(
+        "PUBLIC_BASE_URL", "Public base URL of the image server, if you expose it yourself (skips the agent API).", ROUTE, default=None, check=Check.URL,
+    )
+    url_signing_secret: str | None = setting(
+        "URL_SIGNING_SECRET", "Secret for the image server's signed URLs (needed for the url route): openssl rand -hex 32", ROUTE, default=None, secret=True,
+    )
+    url_ttl_seconds: int = setting("URL_TTL_SECONDS", "How long a signed URL stays valid, seconds (30..86400).", ROUTE, default=600, minimum=30, maximum=86400)
+    probe_interval: int = setting(
+        "PROBE_INTERVAL", "Seconds between tunnel probes (a probe fetches a test image through the public URL as a browser would).", ROUTE,
+        default=300, minimum=5,
+    )
+    verify_grace: float = setting("VERIFY_GRACE", "Seconds to wait for Miro to fetch a URL before repairing the item by upload.", ROUTE, default=5.0, minimum=0.0)
+    max_upload_bytes: int = setting(
+        "MAX_UPLOAD_BYTES", "Bytes above which an image is downscaled (or sent by URL in auto mode); at most Miro's 6 MB.", ROUTE,
+        default=MIRO_MAX_UPLOAD_BYTES, minimum=1024, maximum=MIRO_MAX_UPLOAD_BYTES,
+    )
+    keep_gps: bool = setting("KEEP_GPS", _KEEP_GPS_DOC, ROUTE, default=False)  # False: a photo's GPS position never leaves the machine
+    duplicates: DuplicatePolicy = setting(
+        "DUPLICATES", "Same picture (same bytes) under another name: skip (default: it is already on the board) or upload.", ROUTE,
+        default=DuplicatePolicy.SKIP,
+    )
+    watch_mode: WatchMode = setting("WATCH_MODE", _WATCH_MODE_DOC, WATCHING, default=WatchMode.AUTO)
+    poll_interval: float = setting("POLL_INTERVAL", "Seconds between polls (polling mode).", WATCHING, default=1.0, minimum=0.1)
+    settle_seconds: float = setting(
+        "SETTLE_SECONDS", "Seconds a file must stay unchanged before it is queued when no close event tells us it is complete.", WATCHING,
+        default=1.0, minimum=0.0,
+    )
+    rescan_interval: float = setting(
+        "RESCAN_INTERVAL", "Seconds between full rescans of the folder (catches anything an event missed); 0 turns it off.", WATCHING,
+        default=300.0, minimum=0.0,
+    )
+    grid: Grid = field(default_factory=Grid)  # its GRID_* fields are declared in Grid
+    queue_name: str = setting(
+        "QUEUE_NAME", "The RQ queue the watcher fills and the workers empty (letters, digits, _ and -).", QUEUE,
+        default="miro-sync", pattern=r"^[A-Za-z0-9_\-]+$", expected="letters, digits, _ and -",
+    )
+    job_timeout: int = setting("JOB_TIMEOUT", "Seconds one upload job may run.", QUEUE, default=180, minimum=10)
+    retry_horizon: int = setting(
+        "RETRY_HORIZON", "How long transient failures (429, 5xx, network) are retried before a job goes to the failed registry, seconds.", QUEUE,
+        default=86400, minimum=0,
+    )
+    credits_per_minute: int = setting(
+        "MIRO_CREDITS_PER_MINUTE", "Miro's credit budget per minute for this token (shared by all workers).", QUEUE, default=100_000, minimum=100,
+    )
+    rate_safety_margin: float = setting(
+        "RATE_SAFETY_MARGIN", "The share of that budget we use (0.1..1).", QUEUE, default=0.95, minimum=0.1, maximum=1.0,
+    )
+    image_server_bind: str = setting(
+        "IMAGE_SERVER_BIND", "host:port the image server listens on.", SERVER_AND_LOGS,
+        default="127.0.0.1:8000", pattern=r"^[^\s:]*:\d{1,5}$", expected="host:port",
+    )
+    log_format: LogFormat = setting("LOG_FORMAT", "auto (text on a terminal, JSON otherwise) | json | text", SERVER_AND_LOGS, default=LogFormat.AUTO)
+    log_level: LogLevel = setting("LOG_LEVEL", "DEBUG | INFO | WARNING | ERROR", SERVER_AND_LOGS, default=LogLevel.INFO)
     other_secrets: tuple[str, ...] = field(default=(), repr=False)
     """The values of :data:`OTHER_SECRETS` (other services' credentials), from the environment or `.env`."""
 
@@ -115,13 +269,57 @@ class Settings:
         return bool(self.public_base_url or self.ngrok_api_url)
 
 
-OTHER_SECRETS = ("NGROK_AUTHTOKEN", "RQ_DASHBOARD_PASSWORD", "DASHBOARD_PASSWORD")
+COMPOSE_ONLY = (
+    Var("WATCH_FOLDER_HOST", "The host folder mounted into the watcher, workers and image server as /data/inbox.", COMPOSE, example="./inbox"),
+    Var("DASHBOARD_USERNAME", "rq-dashboard login (published on 127.0.0.1 only). Required by the compose file.", COMPOSE, example="admin"),
+    Var("DASHBOARD_PASSWORD", "rq-dashboard password; required by the compose file.", COMPOSE, secret=True),
+    Var("NGROK_AUTHTOKEN", "ngrok (only for UPLOAD_MODE=url, or auto with images over 6 MB): https://dashboard.ngrok.com", COMPOSE, secret=True),
+    Var("NGROK_DOMAIN", "Optional: your ngrok domain (free plans have one fixed dev domain), e.g. https://name.ngrok-free.app", COMPOSE),
+)
+"""Variables the compose file reads, not `load_settings`: declared here so `.env.example` lists them."""
+
+OTHER_SECRETS = (*(var.env for var in COMPOSE_ONLY if var.secret), "RQ_DASHBOARD_PASSWORD")
 """Variables no service here needs, but whose values are masked in every log line all the same."""
 
+ENV_EXAMPLE_HEADER = """\
+# miro-sync settings. Copy to .env and fill in the first block. Every service reads the
+# process environment first, then this file (or the file named by MIRO_SYNC_ENV_FILE).
+# A missing or malformed required value stops a service at once with one line naming it (exit 2).
+# Generated from shared/settings.py by `python -m shared.settings > .env.example`: edit the declarations there."""
+
 T = TypeVar("T")
+N = TypeVar("N", int, float)
 
 _BOARD_ID = re.compile(r"^[A-Za-z0-9_\-=.~]+$")
 _BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+
+
+def declared(cls: type[Any] = Settings) -> Iterator[tuple[dataclasses.Field[Any], Var, Any]]:
+    """Every declared setting of ``cls`` and its nested groups: (field, declaration, type)."""
+    hints = get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        var = f.metadata.get("var")
+        if var is not None:
+            yield f, var, hints[f.name]
+
+
+def all_vars() -> list[Var]:
+    """Every variable `.env.example` lists, in its order."""
+    found = [var for _, var, _ in declared(Settings)] + [var for _, var, _ in declared(Grid)] + list(COMPOSE_ONLY)
+    return sorted(found, key=lambda var: SECTIONS.index(var.section))
+
+
+def env_example() -> str:
+    """The text of `.env.example`, written from the declarations."""
+    lines = [ENV_EXAMPLE_HEADER]
+    for section in SECTIONS:
+        lines += ["", f"# --- {section.title} ".ljust(100, "-")]
+        lines += [f"# {line}" for line in section.intro.splitlines()]
+        for var in all_vars():
+            if var.section is section:
+                lines += [f"# {line}" for line in var.doc.splitlines()]
+                lines.append(f"{var.env}={var.example_value()}")
+    return "\n".join(lines) + "\n"
 
 
 def load_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -143,75 +341,26 @@ def load_settings(
     """Read and validate every setting; raise :class:`SettingsError` on the first problem."""
     env = load_env(environ)
     needs = set(needs)
-    r = _Reader(env)
+    r = _Reader(env, needs)
+    values = {f.name: r.read(var, kind) for f, var, kind in declared(Settings)}
+    grid = Grid(**{f.name: r.read(var, kind) for f, var, kind in declared(Grid)})
 
-    token = r.required("MIRO_ACCESS_TOKEN", "the Miro access token (Bearer) with boards:read and boards:write") if Need.MIRO in needs else env.get("MIRO_ACCESS_TOKEN", "")
-    board = r.required("MIRO_BOARD_ID", "the board id, the part after /app/board/ in the board's address") if Need.MIRO in needs else env.get("MIRO_BOARD_ID", "")
+    board = values["miro_board_id"]
     if board and not _BOARD_ID.match(board):
         raise SettingsError("MIRO_BOARD_ID", f"is not a board id ({board!r}); copy the part after /app/board/ in the board's address, e.g. uXjVOabc123=")
-
-    folder_raw = r.required("WATCH_FOLDER", "the folder to watch for images (a path)") if Need.FOLDER in needs else env.get("WATCH_FOLDER", ".")
-    folder = Path(folder_raw).expanduser()
-    if Need.FOLDER in needs:
-        folder = _prepare_folder(folder, create_folder)
-
-    mode = r.enum("UPLOAD_MODE", UploadMode, UploadMode.AUTO)
-    ngrok_api = r.url("NGROK_API_URL", None)
-    public_base = r.url("PUBLIC_BASE_URL", None)
-    secret = env.get("URL_SIGNING_SECRET")
-    uses_urls = mode is UploadMode.URL or (mode is UploadMode.AUTO and (ngrok_api or public_base))
+    mode, secret = values["upload_mode"], values["url_signing_secret"]
+    uses_urls = mode is UploadMode.URL or (mode is UploadMode.AUTO and (values["ngrok_api_url"] or values["public_base_url"]))
     if secret is not None and len(secret) < 16:
         raise SettingsError("URL_SIGNING_SECRET", "is too short; use at least 16 random characters (e.g. `openssl rand -hex 32`)")
     if secret is None and (Need.SIGNING in needs or (Need.MIRO in needs and uses_urls)):
         raise SettingsError("URL_SIGNING_SECRET", "is not set; the url upload route signs image URLs with it (e.g. `openssl rand -hex 32`)")
-    if mode is UploadMode.URL and Need.MIRO in needs and not (ngrok_api or public_base):
+    if mode is UploadMode.URL and Need.MIRO in needs and not (values["ngrok_api_url"] or values["public_base_url"]):
         raise SettingsError("UPLOAD_MODE", "is 'url' but neither NGROK_API_URL nor PUBLIC_BASE_URL is set; set one, or use UPLOAD_MODE=auto")
-
-    grid = Grid(
-        columns=r.integer("GRID_COLUMNS", 10, minimum=1),
-        cell_width=r.integer("GRID_CELL_WIDTH", 440, minimum=20),
-        cell_height=r.integer("GRID_CELL_HEIGHT", 440, minimum=20),
-        padding=r.integer("GRID_PADDING", 20, minimum=0),
-        origin_x=r.integer("GRID_ORIGIN_X", 0),
-        origin_y=r.integer("GRID_ORIGIN_Y", 0),
-    )
     if 2 * grid.padding >= min(grid.cell_width, grid.cell_height):
         raise SettingsError("GRID_PADDING", f"({grid.padding}) leaves no room in a {grid.cell_width}x{grid.cell_height} cell")
-
-    log_format = r.choice("LOG_FORMAT", ("auto", "json", "text"), "auto")
-    log_level = r.choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True)
-
-    return Settings(
-        miro_access_token=token,
-        miro_board_id=board,
-        watch_folder=folder,
-        redis_url=r.redis_url("REDIS_URL", "redis://localhost:6379/0"),
-        miro_api_url=r.url("MIRO_API_URL", "https://api.miro.com") or "https://api.miro.com",
-        upload_mode=mode,
-        ngrok_api_url=ngrok_api,
-        public_base_url=public_base,
-        url_signing_secret=secret,
-        url_ttl_seconds=r.integer("URL_TTL_SECONDS", 600, minimum=30, maximum=86400),
-        watch_mode=r.enum("WATCH_MODE", WatchMode, WatchMode.AUTO),
-        poll_interval=r.number("POLL_INTERVAL", 1.0, minimum=0.1),
-        settle_seconds=r.number("SETTLE_SECONDS", 1.0, minimum=0.0),
-        rescan_interval=r.number("RESCAN_INTERVAL", 300.0, minimum=0.0),
-        grid=grid,
-        duplicates=r.enum("DUPLICATES", DuplicatePolicy, DuplicatePolicy.SKIP),
-        queue_name=r.pattern("QUEUE_NAME", r"^[A-Za-z0-9_\-]+$", "miro-sync", "letters, digits, _ and -"),
-        job_timeout=r.integer("JOB_TIMEOUT", 180, minimum=10),
-        retry_horizon=r.integer("RETRY_HORIZON", 86400, minimum=0),
-        credits_per_minute=r.integer("MIRO_CREDITS_PER_MINUTE", 100_000, minimum=100),
-        rate_safety_margin=r.number("RATE_SAFETY_MARGIN", 0.95, minimum=0.1, maximum=1.0),
-        max_upload_bytes=r.integer("MAX_UPLOAD_BYTES", MIRO_MAX_UPLOAD_BYTES, minimum=1024, maximum=MIRO_MAX_UPLOAD_BYTES),
-        keep_gps=r.boolean("KEEP_GPS", False),
-        probe_interval=r.integer("PROBE_INTERVAL", 300, minimum=5),
-        verify_grace=r.number("VERIFY_GRACE", 5.0, minimum=0.0),
-        image_server_bind=r.pattern("IMAGE_SERVER_BIND", r"^[^\s:]*:\d{1,5}$", "127.0.0.1:8000", "host:port"),
-        log_format=log_format,
-        log_level=log_level,
-        other_secrets=tuple(env.get(name, "") for name in OTHER_SECRETS),
-    )
+    if Need.FOLDER in needs:
+        values["watch_folder"] = _prepare_folder(values["watch_folder"], create_folder)
+    return Settings(**values, grid=grid, other_secrets=tuple(env.get(name, "") for name in OTHER_SECRETS))
 
 
 def _prepare_folder(folder: Path, create: bool) -> Path:
@@ -230,8 +379,35 @@ def _prepare_folder(folder: Path, create: bool) -> Path:
 class _Reader:
     """Typed access to the merged environment; each failure names its variable."""
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], needs: set[Need]) -> None:
         self.env = env
+        self.needs = needs
+
+    def read(self, var: Var, kind: Any) -> Any:
+        """The value of ``var`` as its field's type ``kind`` says."""
+        if isinstance(kind, types.UnionType):  # "X | None": the None is the default's business
+            kind = next(arg for arg in get_args(kind) if arg is not type(None))
+        if var.needed_by is not None:
+            if var.needed_by in self.needs:
+                raw = self.required(var.env, var.expected)
+            else:
+                raw = self.env.get(var.env, "" if kind is str else ".")
+            return Path(raw).expanduser() if kind is Path else raw
+        if kind is bool:
+            return self.boolean(var.env, var.default)
+        if kind is int:
+            return self.integer(var.env, var.default, var.minimum, var.maximum)
+        if kind is float:
+            return self.number(var.env, var.default, var.minimum, var.maximum)
+        if isinstance(kind, type) and issubclass(kind, Enum):
+            return self.enum(var.env, kind, var.default)
+        if var.check is Check.URL:
+            return self.url(var.env, var.default)
+        if var.check is Check.REDIS_URL:
+            return self.redis_url(var.env, var.default)
+        if var.pattern is not None:
+            return self.pattern(var.env, var.pattern, var.default, var.expected)
+        return self.env.get(var.env, var.default)
 
     def required(self, name: str, what: str) -> str:
         value = self.env.get(name, "").strip()
@@ -245,16 +421,16 @@ class _Reader:
             return default
         try:
             return convert(raw.strip())
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, KeyError):
             raise SettingsError(name, f"is {raw!r}; expected {expected}") from None
 
-    def integer(self, name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
+    def integer(self, name: str, default: int, minimum: float | None = None, maximum: float | None = None) -> int:
         return self._bounded(name, self._parse(name, default, int, "a whole number"), minimum, maximum)
 
     def number(self, name: str, default: float, minimum: float | None = None, maximum: float | None = None) -> float:
         return self._bounded(name, self._parse(name, default, float, "a number"), minimum, maximum)
 
-    def _bounded(self, name, value, minimum, maximum):
+    def _bounded(self, name: str, value: N, minimum: float | None, maximum: float | None) -> N:
         if minimum is not None and value < minimum:
             raise SettingsError(name, f"is {value}; expected at least {minimum}")
         if maximum is not None and value > maximum:
@@ -262,25 +438,11 @@ class _Reader:
         return value
 
     def boolean(self, name: str, default: bool) -> bool:
-        def convert(v: str) -> bool:
-            if v.lower() not in _BOOLEANS:
-                raise ValueError(v)
-            return _BOOLEANS[v.lower()]
+        return self._parse(name, default, lambda v: _BOOLEANS[v.lower()], "true or false (also 1/0, yes/no, on/off)")
 
-        return self._parse(name, default, convert, "true or false (also 1/0, yes/no, on/off)")
-
-    def enum(self, name: str, kind: type[Enum], default):
-        values = "|".join(m.value for m in kind)
-        return self._parse(name, default, lambda v: kind(v.lower()), f"one of {values}")
-
-    def choice(self, name: str, options: tuple[str, ...], default: str, upper: bool = False) -> str:
-        def convert(v: str) -> str:
-            v = v.upper() if upper else v.lower()
-            if v not in options:
-                raise ValueError(v)
-            return v
-
-        return self._parse(name, default, convert, "one of " + "|".join(options))
+    def enum(self, name: str, kind: type[Enum], default: Enum) -> Enum:
+        by_value = {str(m.value).lower(): m for m in kind}  # LOG_LEVEL=info and UPLOAD_MODE=URL both work
+        return self._parse(name, default, lambda v: by_value[v.lower()], "one of " + "|".join(str(m.value) for m in kind))
 
     def pattern(self, name: str, regex: str, default: str, expected: str) -> str:
         def convert(v: str) -> str:
@@ -305,3 +467,7 @@ class _Reader:
             # Never echo the value: it may hold the Redis password.
             raise SettingsError(name, "is not a Redis address; expected redis://[:password@]host:port/db")
         return raw
+
+
+if __name__ == "__main__":
+    sys.stdout.write(env_example())
