@@ -16,10 +16,10 @@ from pathlib import Path
 
 import requests
 
-from shared.imagetype import inspect, prepare_upload, preload
+from services.worker.uploader import file_sha256
+from shared.imagetype import inspect, preload, prepare_upload
 from shared.miro import _multipart  # the exact parts the client sends
 from shared.settings import MIRO_MAX_UPLOAD_BYTES
-from services.worker.uploader import file_sha256
 
 from .harness import Bench, Child
 from .images import photo_near, variant, write

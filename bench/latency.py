@@ -12,9 +12,9 @@ the record of why the worker is a ``SimpleWorker``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .harness import BOARD, Bench, BenchError, Child
 from .images import photo_near, variant, write

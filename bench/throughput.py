@@ -9,9 +9,9 @@ against the run; any create that is not a 201 fails the bench.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .harness import Bench, BenchError, Child
 from .images import drop, photo_near

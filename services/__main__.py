@@ -1,3 +1,5 @@
-from services.cli import main
 import sys
+
+from services.cli import main
+
 sys.exit(main())

@@ -86,7 +86,7 @@ class Stack:
     def stop(self) -> None:
         for clean_up in self.on_stop:
             clean_up()
-        for name, proc in reversed(self.children):
+        for _name, proc in reversed(self.children):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         for name, proc in reversed(self.children):
@@ -160,7 +160,9 @@ def _start_ngrok(stack: Stack, port: int, env: dict[str, str]) -> str:
         api_url = ngrok.get_ngrok_process(config).api_url
     except PyngrokError as exc:
         detail = redact(" ".join(str(exc).split())[:300])  # ngrok may echo its command line
-        raise SystemExit(f"miro-sync up: ngrok did not start ({detail}); check NGROK_AUTHTOKEN, or run without --ngrok (UPLOAD_MODE=file needs no tunnel)") from None
+        raise SystemExit(
+            f"miro-sync up: ngrok did not start ({detail}); check NGROK_AUTHTOKEN, or run without --ngrok (UPLOAD_MODE=file needs no tunnel)"
+        ) from None
     stack.on_stop.append(lambda: ngrok.kill(config))
     log.info("tunnel.started", public_url=tunnel.public_url, agent_api=api_url)
     return api_url

@@ -16,7 +16,8 @@ import json
 import logging
 import sys
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 _SECRETS: set[str] = set()
 

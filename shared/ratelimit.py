@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import random
 import time
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import redis
 
@@ -181,7 +182,7 @@ class CreditLimiter:
         self._pause = redis_client.register_script(_PAUSE)
 
     @classmethod
-    def from_settings(cls, redis_client: redis.Redis, settings: "Settings") -> "CreditLimiter":
+    def from_settings(cls, redis_client: redis.Redis, settings: Settings) -> CreditLimiter:
         return cls(redis_client, settings.credits_per_minute, settings.rate_safety_margin)
 
     def now(self) -> float:
@@ -211,7 +212,7 @@ class CreditLimiter:
             # A little jitter so workers woken by the same refill do not all ask at once.
             self._sleep(wait + random.uniform(0, min(0.05, wait / 4)))
 
-    def observe(self, info: "RateInfo") -> None:
+    def observe(self, info: RateInfo) -> None:
         """Follow the server's ``X-RateLimit-*`` (pass as ``MiroClient(on_rate=...)``)."""
         if info.remaining is None:
             return
@@ -228,7 +229,7 @@ class CreditLimiter:
             _log.warning("rate.paused", until=round(until, 3), seconds=round(until - self.now(), 3))
         return effective
 
-    def pause_after(self, exc: "MiroError", attempt: int = 1) -> float:
+    def pause_after(self, exc: MiroError, attempt: int = 1) -> float:
         """After a 429: pause everyone until the server's reset, else ``Retry-After``, else backoff."""
         return self.pause_until(retry.resume_at(exc, self.now(), attempt))
 

@@ -210,7 +210,9 @@ class Settings:
         "PROBE_INTERVAL", "Seconds between tunnel probes (a probe fetches a test image through the public URL as a browser would).", ROUTE,
         default=300, minimum=5,
     )
-    verify_grace: float = setting("VERIFY_GRACE", "Seconds to wait for Miro to fetch a URL before repairing the item by upload.", ROUTE, default=5.0, minimum=0.0)
+    verify_grace: float = setting(
+        "VERIFY_GRACE", "Seconds to wait for Miro to fetch a URL before repairing the item by upload.", ROUTE, default=5.0, minimum=0.0,
+    )
     max_upload_bytes: int = setting(
         "MAX_UPLOAD_BYTES", "Bytes above which an image is downscaled (or sent by URL in auto mode); at most Miro's 6 MB.", ROUTE,
         default=MIRO_MAX_UPLOAD_BYTES, minimum=1024, maximum=MIRO_MAX_UPLOAD_BYTES,

@@ -17,7 +17,8 @@ import io
 import json
 import os
 import time
-from typing import BinaryIO, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
 
 import redis as redis_lib
 from flask import Flask, Response, jsonify, request

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import argparse
 
+from services.gunicorn_app import run_gunicorn
 from shared.log import configure, get_logger, register_secrets
 from shared.settings import Need, load_settings
-
-from services.gunicorn_app import run_gunicorn
 
 log = get_logger("image_server")
 

@@ -11,10 +11,10 @@ import json
 import time
 
 from shared import keys
-from shared.ratelimit import Cost
-from shared.preflight import explain_auth
 from shared.log import get_logger
 from shared.miro import MiroAuthError, MiroError
+from shared.preflight import explain_auth
+from shared.ratelimit import Cost
 
 from . import maintenance
 

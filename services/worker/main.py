@@ -26,7 +26,7 @@ from shared.settings import load_settings
 
 from . import hold
 from .context import WorkerContext, set_context
-from .maintenance import Upkeep, refresh_alive, requeue_own_jobs, redis_trouble
+from .maintenance import Upkeep, redis_trouble, refresh_alive, requeue_own_jobs
 
 log = get_logger("worker")
 

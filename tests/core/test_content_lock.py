@@ -30,9 +30,8 @@ def calm(monkeypatch):
 def test_live_holder_blocks_and_release_is_only_by_owner(ctx, calm):
     ctx.redis.set(keys.worker_alive("w2"), "1")
     with _ContentLock(ctx, "sha", "w2", "job-a"):
-        with pytest.raises(ContentBusy):
-            with _ContentLock(ctx, "sha", "w1", "job-b", wait=0.3):
-                pass
+        with pytest.raises(ContentBusy), _ContentLock(ctx, "sha", "w1", "job-b", wait=0.3):
+            pass
         assert json.loads(ctx.redis.get(keys.content_lock("b=", "sha")))["worker"] == "w2"
     assert ctx.redis.get(keys.content_lock("b=", "sha")) is None
 
@@ -61,6 +60,5 @@ def test_a_dead_holder_is_taken_over_by_exactly_one_worker(ctx, calm):
 def test_right_after_redis_trouble_nobody_is_judged_dead(ctx):
     maintenance.redis_trouble()
     ctx.redis.set(keys.content_lock("b=", "sha"), json.dumps({"worker": "quiet", "job": "job-0"}))
-    with pytest.raises(ContentBusy):
-        with _ContentLock(ctx, "sha", "w1", "job-1", wait=0.3):
-            pass
+    with pytest.raises(ContentBusy), _ContentLock(ctx, "sha", "w1", "job-1", wait=0.3):
+        pass

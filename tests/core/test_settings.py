@@ -88,7 +88,9 @@ def test_dotenv_file_is_read_and_environment_wins(tmp_path):
 
 
 # Each service requires only what it uses: the watcher needs no token, the image server holds none.
-@pytest.mark.parametrize("command,expected", [("watch", "WATCH_FOLDER"), ("worker", "MIRO_ACCESS_TOKEN"), ("serve", "WATCH_FOLDER"), ("up", "MIRO_ACCESS_TOKEN")])
+@pytest.mark.parametrize(
+    "command,expected", [("watch", "WATCH_FOLDER"), ("worker", "MIRO_ACCESS_TOKEN"), ("serve", "WATCH_FOLDER"), ("up", "MIRO_ACCESS_TOKEN")]
+)
 def test_each_service_stops_with_one_line_and_exit_2(command, expected, tmp_path):
     env = {"PATH": "/usr/bin:/bin", "MIRO_SYNC_ENV_FILE": "/nonexistent", "HOME": str(tmp_path)}
     proc = subprocess.run(MIRO_SYNC + [command], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)

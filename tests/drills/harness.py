@@ -18,9 +18,10 @@ import io
 import json
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import redis as redis_lib
 from PIL import Image
@@ -121,7 +122,7 @@ class Rig:
         """Start ``count`` workers at once (they boot in parallel), then wait for each."""
         procs = [self.start("worker", name=f"worker{i + 1}", **env) for i in range(count)]
         for proc in procs:
-            wait_for(lambda: '"worker.started"' in read(proc) or not proc.alive(), 60, what="a worker to start")
+            wait_for(lambda proc=proc: '"worker.started"' in read(proc) or not proc.alive(), 60, what="a worker to start")
             assert proc.alive(), read(proc)[-3000:]
         return procs
 

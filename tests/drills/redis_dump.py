@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import zlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import redis as redis_lib
 

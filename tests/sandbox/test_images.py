@@ -11,7 +11,7 @@ import hashlib
 import io
 
 import pytest
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from services.sandbox.config import CHROME_USER_AGENT, MAX_RESOURCE_BYTES
 
@@ -181,7 +181,7 @@ def test_create_from_url_answers_201_even_when_what_came_back_is_no_image(sandbo
     assert stored["decodes"] is False
     got = resource_bytes(miro, item).content
     assert got == body
-    with pytest.raises(Exception):
+    with pytest.raises(UnidentifiedImageError):
         Image.open(io.BytesIO(got)).load()
 
 

@@ -84,9 +84,8 @@ def test_unreachable_agent_is_a_clear_error(settings_for):
     {"/api/endpoints": (404, {}), "/api/tunnels": (200, {"nothing": 1})},
 ])
 def test_an_agent_answering_nonsense_is_an_error(settings_for, routes):
-    with agent_answering(routes) as url:
-        with pytest.raises(TunnelError):
-            discover_public_url(settings_for(NGROK_API_URL=url))
+    with agent_answering(routes) as url, pytest.raises(TunnelError):
+        discover_public_url(settings_for(NGROK_API_URL=url))
 
 
 def test_agent_api_base():

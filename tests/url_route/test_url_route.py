@@ -7,7 +7,7 @@ import time
 
 import pytest
 import rq
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from rq.serializers import JSONSerializer
 
 from shared import signing
@@ -59,7 +59,7 @@ def test_the_old_bug_a_plain_url_create_leaves_a_broken_picture(url_stack):
     item = client.create_image_url(BOARD, url, title="old way", position={"x": 0, "y": -2000}, geometry={"width": 300})
     stored = client.get_resource(client.get_image(BOARD, item["id"])["data"]["imageUrl"])
     assert b"ERR_NGROK_6024" in stored
-    with pytest.raises(Exception):
+    with pytest.raises(UnidentifiedImageError):
         Image.open(io.BytesIO(stored)).load()
 
 

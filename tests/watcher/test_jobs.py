@@ -12,7 +12,7 @@ from shared.jobs import FAILURE_TTL, RESULT_TTL, UPLOAD_FUNCTION, enqueue_upload
 
 
 def test_job_id_is_the_documented_hash():
-    digest = hashlib.sha256("sub/a b.png\x0012345\x001700000000123456789".encode()).hexdigest()
+    digest = hashlib.sha256(b"sub/a b.png\x0012345\x001700000000123456789").hexdigest()
     assert job_id("sub/a b.png", 12345, 1700000000123456789) == "img-" + digest[:40]
     assert job_id("a.png", 1, 2) != job_id("a.png", 1, 3) != job_id("a.png", 2, 2)
 
