@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: venv deps demo test test-fast bench clean
+.PHONY: venv deps demo lint test test-fast bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,13 @@ deps:
 demo: venv deps
 	$(BIN)/miro-sync up --sandbox --folder ./inbox
 
-# The one test command (CI runs exactly this): everything, containers included.
-test: venv deps
+# Lint and types (rules and why: pyproject.toml); a few seconds, so they run before the suite.
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+# The one test command (CI runs exactly this): lint and types, then everything, containers included.
+test: lint deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Everything but the container harness, for quick local runs.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -22,7 +23,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import requests
-from watchdog.events import FileClosedEvent, FileMovedEvent, FileSystemEventHandler
+from watchdog.events import DirMovedEvent, FileClosedEvent, FileMovedEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif"}
@@ -40,10 +41,10 @@ class Uploader(FileSystemEventHandler):
         self.count = 0
 
     def on_closed(self, event: FileClosedEvent) -> None:
-        self.upload(Path(event.src_path))
+        self.upload(Path(os.fsdecode(event.src_path)))
 
-    def on_moved(self, event: FileMovedEvent) -> None:
-        self.upload(Path(event.dest_path))
+    def on_moved(self, event: DirMovedEvent | FileMovedEvent) -> None:
+        self.upload(Path(os.fsdecode(event.dest_path)))
 
     def upload(self, path: Path) -> None:
         content_type = TYPES.get(path.suffix.lower())
@@ -54,8 +55,9 @@ class Uploader(FileSystemEventHandler):
                 "geometry": {"width": CELL - 40}}
         try:
             body = path.read_bytes()
-            r = requests.post(self.url, headers=self.headers, timeout=30, files={
-                "data": (None, json.dumps(data), "application/json"), "resource": (path.name, body, content_type)})
+            parts: dict[str, tuple[str | None, str | bytes, str]] = {
+                "data": (None, json.dumps(data), "application/json"), "resource": (path.name, body, content_type)}
+            r = requests.post(self.url, headers=self.headers, timeout=30, files=parts)
             r.raise_for_status()
             emit("baseline.uploaded", file=path.name, item_id=r.json()["id"], bytes=len(body))
         except (OSError, requests.RequestException, ValueError, KeyError) as exc:

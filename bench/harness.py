@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -169,7 +169,7 @@ class RedisServer:
              "--save", "", "--maxmemory-policy", "noeviction"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
-        client = self.client()
+        client, proc = self.client(), self.proc
 
         def answers() -> bool:
             try:
@@ -177,7 +177,7 @@ class RedisServer:
             except redis.exceptions.BusyLoadingError:
                 return False
             except redis.ConnectionError:
-                if self.proc.poll() is not None:
+                if proc.poll() is not None:
                     raise BenchError("redis-server exited at start") from None
                 return False
 
@@ -223,7 +223,7 @@ class SandboxServer(SandboxControl):
         """Image create requests (``POST .../images``) in arrival order."""
         return [r for r in self.requests() if r["method"] == "POST" and r["path"].endswith("/images")]
 
-    def wait_creates(self, count: int, timeout: float, watch: list[Child] = ()) -> None:
+    def wait_creates(self, count: int, timeout: float, watch: Sequence[Child] = ()) -> None:
         def done() -> bool:
             for child in watch:
                 if not child.alive():

@@ -81,8 +81,10 @@ def run(bench: Bench, profile: Profile) -> Findings:
     for kind, label in (("fork", "stock `rq worker` (fork per job; the horse imports our modules)"),
                         ("fork-preloaded", "`rq worker -w bench.forkworker.PreloadedWorker` (fork per job, imports done before)"),
                         ("pool", "stock `rq worker-pool -n 1` (forking workers)")):
-        results.append((label, drill(bench, kind, lambda f, k=kind: [bench.start_watcher(f), *bench.start_workers(f, 1, kind=k)],
-                                     count, gap, picture)))
+        def start(f: Path, k: str = kind) -> list[Child]:
+            return [bench.start_watcher(f), *bench.start_workers(f, 1, kind=k)]
+
+        results.append((label, drill(bench, kind, start, count, gap, picture)))
     table = markdown_table(["worker", "latency p50", "latency p95", "worker CPU per job"],
                            [[label, f"{r.p50:,.1f} ms", f"{r.p95:,.1f} ms", f"{r.cpu_ms_per_image:.1f} ms"] for label, r in results])
     return Findings(rows, notes, [(f"Worker classes, same drill as measure 1 ({setting})", table)])

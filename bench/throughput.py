@@ -72,7 +72,10 @@ def run(bench: Bench, profile: Profile) -> Findings:
     base = burst(bench, "baseline", lambda f: [bench.start_baseline(f)], baseline_images, pictures)
     rows, notes = [], []
     for workers, count in sorted(images.items()):
-        ours = burst(bench, f"{workers}w", lambda f, n=workers: [bench.start_watcher(f), *bench.start_workers(f, n)], count, pictures)
+        def start(f: Path, n: int = workers) -> list[Child]:
+            return [bench.start_watcher(f), *bench.start_workers(f, n)]
+
+        ours = burst(bench, f"{workers}w", start, count, pictures)
         target = RATE_TARGET if workers == 8 else None
         setting = f"{workers} worker{'s' if workers > 1 else ''}, {count} × 200 KB, 300 ms, 100k credits/min"
         rows.append(Row(f"2. throughput, {workers} w", setting, ours.rate, "img/s", base.rate, target))

@@ -164,6 +164,7 @@ def _start_ngrok(stack: Stack, port: int, env: dict[str, str]) -> str:
             f"miro-sync up: ngrok did not start ({detail}); check NGROK_AUTHTOKEN, or run without --ngrok (UPLOAD_MODE=file needs no tunnel)"
         ) from None
     stack.on_stop.append(lambda: ngrok.kill(config))
+    assert api_url is not None  # pyngrok sets it once the agent has started
     log.info("tunnel.started", public_url=tunnel.public_url, agent_api=api_url)
     return api_url
 

@@ -16,8 +16,8 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, MutableMapping
+from typing import Any, TextIO
 
 _SECRETS: set[str] = set()
 
@@ -34,10 +34,10 @@ def redact(text: str) -> str:
     return text
 
 
-class EventLogger(logging.LoggerAdapter):
+class EventLogger(logging.LoggerAdapter[logging.Logger]):
     """``log.info("event.name", key=value, ...)``: fields travel as ``record.fields``."""
 
-    def process(self, msg, kwargs):
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
         fields = {k: kwargs.pop(k) for k in list(kwargs) if k not in ("exc_info", "stack_info", "stacklevel", "extra")}
         kwargs["extra"] = {"fields": fields}
         return msg, kwargs
@@ -82,7 +82,7 @@ class JsonFormatter(logging.Formatter):
         return redact(json.dumps(payload, ensure_ascii=False))
 
 
-def configure(level: str = "INFO", fmt: str = "auto", stream=None) -> None:
+def configure(level: str = "INFO", fmt: str = "auto", stream: TextIO | None = None) -> None:
     """Send every ``miro_sync.*`` event (and warnings from libraries) to ``stream`` (stderr)."""
     stream = stream or sys.stderr
     use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())

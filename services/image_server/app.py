@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None, redis_client: redis_lib.Redis |
             relpath = signing.verify(token, request.args.get("exp"), sig, secret)
         except signing.SignatureError as exc:
             return refuse(403, exc.reason)
+        f: BinaryIO
         try:
             if relpath == PROBE_NAME:
                 f, size, content_type = io.BytesIO(PROBE_PNG), len(PROBE_PNG), "image/png"
