@@ -15,7 +15,7 @@ that declaration, and a test fails when `.env.example` differs from what the wri
 Dataclass field metadata rather than pydantic-settings: the one-line, variable-naming messages
 (and the promise never to echo a Redis URL) would need a translation layer over pydantic's
 errors, nested ``GRID_*`` names a custom source, and the "required only for this service"
-logic a validator per service; the plain reader below is about 80 lines and adds no dependency.
+logic a validator per service; the plain reader below is about 90 lines and adds no dependency.
 Relations between settings (padding vs cell size, the url route's secret) stay as code in
 :func:`load_settings`, after every single value has been read.
 """
@@ -123,7 +123,7 @@ class Var:
     default: Any = None  # the value when unset; None: no value
     minimum: float | None = None
     maximum: float | None = None
-    needed_by: Need | None = None  # must be set when the service asks for this need
+    needed_by: Need | None = None  # must be set when the service asks for this need; else the default
     expected: str = ""  # how a valid value looks, for the error line (required and pattern settings)
     pattern: str | None = None  # a text value must match it
     check: Check = Check.NONE
@@ -179,16 +179,16 @@ class Settings:
     """Every setting, in the order `.env.example` lists them within each section."""
 
     miro_access_token: str = setting(
-        "MIRO_ACCESS_TOKEN", _TOKEN_DOC, REQUIRED, needed_by=Need.MIRO, secret=True,
+        "MIRO_ACCESS_TOKEN", _TOKEN_DOC, REQUIRED, default="", needed_by=Need.MIRO, secret=True,
         expected="the Miro access token (Bearer) with boards:read and boards:write",
     )
     miro_board_id: str = setting(
         "MIRO_BOARD_ID", "The board id: the part after /app/board/ in the board's address, e.g. uXjVOabc123=", REQUIRED,
-        needed_by=Need.MIRO, expected="the board id, the part after /app/board/ in the board's address",
+        default="", needed_by=Need.MIRO, expected="the board id, the part after /app/board/ in the board's address",
     )
     watch_folder: Path = setting(
         "WATCH_FOLDER", "The folder to watch (created if missing). Docker Compose sets it itself (/data/inbox): use WATCH_FOLDER_HOST there.",
-        REQUIRED, needed_by=Need.FOLDER, expected="the folder to watch for images (a path)", example="./inbox",
+        REQUIRED, default=Path("."), needed_by=Need.FOLDER, expected="the folder to watch for images (a path)", example="./inbox",
     )
     redis_url: str = setting(
         "REDIS_URL", "Redis holding the queue and the ledger (use AOF persistence). Put a password in the URL if it has one.",
@@ -389,12 +389,12 @@ class _Reader:
         """The value of ``var`` as its field's type ``kind`` says."""
         if isinstance(kind, types.UnionType):  # "X | None": the None is the default's business
             kind = next(arg for arg in get_args(kind) if arg is not type(None))
-        if var.needed_by is not None:
-            if var.needed_by in self.needs:
-                raw = self.required(var.env, var.expected)
-            else:
-                raw = self.env.get(var.env, "" if kind is str else ".")
+        if var.needed_by in self.needs:
+            raw = self.required(var.env, var.expected)
             return Path(raw).expanduser() if kind is Path else raw
+        if kind is Path:
+            path = self.env.get(var.env)
+            return var.default if path is None else Path(path).expanduser()
         if kind is bool:
             return self.boolean(var.env, var.default)
         if kind is int:

@@ -30,8 +30,7 @@ def test_every_settings_field_is_declared():
 def test_an_empty_environment_gets_the_declared_defaults():
     s = load_settings(needs=(), environ=EMPTY)
     for f, var, _ in SETTINGS:
-        if var.needed_by is None:
-            assert getattr(s, f.name) == var.default, var.env
+        assert getattr(s, f.name) == var.default, var.env
     for f, var, _ in GRID:
         assert getattr(s.grid, f.name) == var.default, var.env
 
