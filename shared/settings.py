@@ -84,6 +84,7 @@ class Settings:
     poll_interval: float
     settle_seconds: float
     rescan_interval: float
+    scan_progress_seconds: float
     grid: Grid
     duplicates: DuplicatePolicy
     queue_name: str
@@ -96,6 +97,7 @@ class Settings:
     probe_interval: int
     verify_grace: float
     image_server_bind: str
+    metrics_bind: str
     log_format: str
     log_level: str
     other_secrets: tuple[str, ...] = field(default=(), repr=False)
@@ -196,6 +198,7 @@ def load_settings(
         poll_interval=r.number("POLL_INTERVAL", 1.0, minimum=0.1),
         settle_seconds=r.number("SETTLE_SECONDS", 1.0, minimum=0.0),
         rescan_interval=r.number("RESCAN_INTERVAL", 300.0, minimum=0.0),
+        scan_progress_seconds=r.number("SCAN_PROGRESS_SECONDS", 5.0, minimum=0.05, maximum=3600),
         grid=grid,
         duplicates=r.enum("DUPLICATES", DuplicatePolicy, DuplicatePolicy.SKIP),
         queue_name=r.pattern("QUEUE_NAME", r"^[A-Za-z0-9_\-]+$", "miro-sync", "letters, digits, _ and -"),
@@ -208,6 +211,7 @@ def load_settings(
         probe_interval=r.integer("PROBE_INTERVAL", 300, minimum=5),
         verify_grace=r.number("VERIFY_GRACE", 5.0, minimum=0.0),
         image_server_bind=r.pattern("IMAGE_SERVER_BIND", r"^[^\s:]*:\d{1,5}$", "127.0.0.1:8000", "host:port"),
+        metrics_bind=r.pattern("METRICS_BIND", r"^[^\s:]*:\d{1,5}$", "127.0.0.1:9108", "host:port"),
         log_format=log_format,
         log_level=log_level,
         other_secrets=tuple(env.get(name, "") for name in OTHER_SECRETS),
