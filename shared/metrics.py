@@ -88,7 +88,7 @@ QUEUED_LONG_AGO = 60.0
 _connection: redis.Redis | None = None
 
 
-def use(connection: redis.Redis) -> None:
+def use(connection: redis.Redis | None) -> None:
     """The Redis the ``record_*`` calls of this process write to (the worker sets it at start)."""
     global _connection
     _connection = connection
