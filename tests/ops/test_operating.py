@@ -171,3 +171,24 @@ def test_metrics_are_not_served_by_the_image_server_nor_through_the_tunnel(rig, 
             r = requests.get(f"http://127.0.0.1:{port}{path}", timeout=5)
             assert r.status_code in (403, 404), (port, path, r.status_code)
             assert "miro_sync_" not in r.text
+
+
+def test_health_fails_once_a_process_stops_refreshing_its_liveness(rig, run_with_trouble):
+    """Last in this module: it freezes the watcher and the workers (SIGSTOP), then lets them go on."""
+    import os
+    import signal
+
+    import psutil
+
+    children = psutil.Process(rig.proc.pid).children(recursive=True)
+    frozen = [p for p in children if any(arg in ("watch", "worker") for arg in p.cmdline())]
+    assert len(frozen) == 3, [p.cmdline() for p in children]
+    for p in frozen:
+        os.kill(p.pid, signal.SIGSTOP)
+    try:
+        wait_for(lambda: cli(rig, "health", "worker").returncode == 1, 20, interval=0.5)
+        wait_for(lambda: cli(rig, "health", "watcher").returncode == 1, 30, interval=0.5)
+    finally:
+        for p in frozen:
+            os.kill(p.pid, signal.SIGCONT)
+    wait_for(lambda: cli(rig, "health", "worker").returncode == 0 and cli(rig, "health", "watcher").returncode == 0, 20, interval=0.5)
