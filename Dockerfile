@@ -40,7 +40,7 @@ RUN groupadd --gid 10001 miro \
 USER miro:miro
 
 ENV WATCH_FOLDER=/data/inbox
-EXPOSE 8000 9181
+EXPOSE 8000 9181 9108
 
 # Exec form: `miro-sync` is PID 1's child under compose's `init: true`, and gets SIGTERM directly.
 ENTRYPOINT ["miro-sync"]

@@ -267,6 +267,80 @@ def check_dashboard(stack: Stack) -> None:
         raise CheckFailed(f"the dashboard is published on {mapping}, not on 127.0.0.1 only")
 
 
+def check_required_variables(stack: Stack) -> None:
+    """.env.example copied as it is validates with the sandbox override (which sets a dashboard login);
+    an env file without the dashboard's login lines is refused, naming the variable."""
+    example = stack.workdir / "example.env"
+    example.write_text((ROOT / ".env.example").read_text())
+    env = {k: v for k, v in stack.env.items() if not k.startswith("DASHBOARD_")}
+    env["MIRO_SYNC_ENV_FILE"] = str(example)
+
+    def config(*files: str) -> subprocess.CompletedProcess:
+        command = ["docker-compose", "--env-file", str(example)]
+        for name in files:
+            command += ["-f", name]
+        return subprocess.run([*command, "config", "-q"], cwd=ROOT, env=env, capture_output=True, text=True)
+
+    done = config("docker-compose.yml", "compose.sandbox.yml")
+    if done.returncode != 0:
+        raise CheckFailed(f".env.example as it is, with the sandbox override: config -q: {done.stderr.strip()}")
+    example.write_text("".join(line for line in (ROOT / ".env.example").read_text().splitlines(keepends=True)
+                               if not line.startswith("DASHBOARD_PASSWORD=")))
+    done = config("docker-compose.yml")
+    if done.returncode == 0 or "set DASHBOARD_PASSWORD in .env" not in done.stderr:
+        raise CheckFailed(f"without DASHBOARD_PASSWORD, config -q did not refuse naming it: {done.stderr.strip()}")
+
+
+HEALTHCHECKED = ("image-server", "watcher", "worker", "dashboard", "metrics")
+"""Services whose compose healthcheck must report healthy."""
+NO_TOKEN = ("image-server", "dashboard", "metrics")
+"""Services that must not hold the Miro token (the image server is the public one, through the tunnel)."""
+
+
+def check_healthchecks(stack: Stack) -> None:
+    """Each container's healthcheck reaches healthy. podman runs healthchecks from systemd timers, which
+    this machine may lack: `podman healthcheck run` runs one now and records its result."""
+    for service in HEALTHCHECKED:
+        containers = stack.containers(service)
+        if not containers:
+            raise CheckFailed(f"no container for the service {service}")
+        for container in containers:
+            wait_for(lambda c=container: subprocess.run(["podman", "healthcheck", "run", c], capture_output=True).returncode == 0,
+                     60, f"the healthcheck of {container} to pass", interval=1)
+            state = subprocess.run(["podman", "inspect", "--format", "{{.State.Health.Status}}", container],
+                                   capture_output=True, text=True, check=True).stdout.strip()
+            if state != "healthy":
+                raise CheckFailed(f"{container}: health {state!r} after a passing healthcheck")
+
+
+def check_no_token(stack: Stack) -> None:
+    """The containers that never call Miro have no Miro token in their environment."""
+    for service in NO_TOKEN:
+        for container in stack.containers(service):
+            env = json.loads(subprocess.run(["podman", "inspect", "--format", "{{json .Config.Env}}", container],
+                                            capture_output=True, text=True, check=True).stdout)
+            leaked = [e.split("=", 1)[0] for e in env if e.startswith("MIRO_ACCESS_TOKEN=") or "sandbox-token" in e]
+            if leaked:
+                raise CheckFailed(f"{container} has the Miro token in its environment ({leaked})")
+
+
+def check_metrics(stack: Stack, uploaded: int) -> None:
+    """The exporter is published on 127.0.0.1 only and counts every worker's uploads."""
+    (container,) = stack.containers("metrics")
+    mapping = subprocess.run(["podman", "port", container], capture_output=True, text=True, check=True).stdout.split()
+    hosts = {m.rsplit(":", 1)[0] for m in mapping if ":" in m}
+    if hosts != {"127.0.0.1"}:
+        raise CheckFailed(f"the metrics are published on {mapping}, not on 127.0.0.1 only")
+    url = f"http://{mapping[-1]}/metrics"
+    line = 'miro_sync_uploads_total{outcome="uploaded",route="file"} '
+
+    def counted() -> bool:
+        status, body = http(url)
+        return status == 200 and any(row.startswith(line) and float(row[len(line):]) >= uploaded for row in body.decode().splitlines())
+
+    wait_for(counted, 30, f"{uploaded} uploads counted at {url}")
+
+
 def kill_a_busy_worker(stack: Stack) -> tuple[str, str]:
     """SIGKILL the container of a worker that is running a job right now (no warm shutdown)."""
     busy = wait_for(lambda: {w["name"]: w["current_job"] for w in stack.workers() if w.get("state") == "busy"
@@ -294,6 +368,8 @@ def run_checks(stack: Stack, timings: dict[str, float]) -> None:
         if done.returncode != 0:
             raise CheckFailed(f"docker-compose config -q ({' + '.join(files)}): {done.stderr.strip()}")
     say("ok: docker-compose config -q, main file and with the sandbox override")
+    check_required_variables(stack)
+    say("ok: .env.example as it is validates with the sandbox override; without DASHBOARD_PASSWORD refused by name")
 
     t = time.monotonic()
     stack.compose("build")
@@ -311,6 +387,13 @@ def run_checks(stack: Stack, timings: dict[str, float]) -> None:
 
     check_dashboard(stack)
     say("ok: dashboard on 127.0.0.1 only, 401 without the login, lists the queue and the workers")
+
+    check_healthchecks(stack)
+    say(f"ok: healthchecks healthy ({', '.join(HEALTHCHECKED)})")
+    check_no_token(stack)
+    say(f"ok: no Miro token in the environment of {', '.join(NO_TOKEN)}")
+    check_metrics(stack, BURST)
+    say(f"ok: metrics on 127.0.0.1 only, {BURST} uploads counted across {WORKERS} workers")
 
     # Slow Miro down so the burst lasts long enough to kill a worker in the middle of a job.
     http(f"{stack.sandbox}/_sandbox/faults", method="POST", body={"latency_ms": 300})

@@ -21,6 +21,10 @@ COMMANDS = {
     "up": ("services.up", "run the whole stack as local processes"),
     "doctor": ("services.doctor", "check settings, Redis, folder, token, board and tunnel"),
     "dashboard": ("services.dashboard", "run rq-dashboard on the project's queue (JSON serializer)"),
+    "status": ("services.status", "what is synced, queued, failed, rejected or held; workers, credits, tunnel"),
+    "retry": ("services.retry", "queue failed upload jobs again"),
+    "health": ("services.health", "exit 0 when a worker/watcher on this host is alive, or a URL answers (healthchecks)"),
+    "metrics": ("services.metrics", "serve Prometheus metrics of the whole stack (never through the tunnel)"),
 }
 
 

@@ -1,7 +1,12 @@
 """`miro-sync doctor`: check everything the stack needs, in order, one line per check.
 
-Each line starts with ✔ or ✘ and, when something is wrong, says how to fix it. The exit code is
-0 only when every check passes. The same Miro checks run when a worker starts.
+Every check runs and prints its line, whatever failed before it: each line starts with ✔ or ✘
+and, when something is wrong, says how to fix it. A check that cannot run (it needs a setting that
+is missing) says so on a ✘ line. The exit code is 0 only when every check passes. The same Miro
+checks run when a worker starts.
+
+A watch folder that does not exist yet passes when it can be made: the watcher creates it at
+start (as .env.example says); the doctor itself creates nothing.
 """
 
 from __future__ import annotations
@@ -9,12 +14,14 @@ from __future__ import annotations
 import argparse
 import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 import redis
 
 from shared.log import register_secrets
 from shared.preflight import check_board
-from shared.settings import Settings, SettingsError, WatchMode, load_settings
+from shared.settings import Need, Settings, SettingsError, WatchMode, load_env, load_settings
 from shared.tunnel import TunnelState
 
 
@@ -51,8 +58,24 @@ def check_redis(settings: Settings) -> Check:
     return Check("redis", not notes, "answers, AOF on, noeviction" if not notes else "; ".join(notes))
 
 
+def _creatable(folder: Path) -> Path | None:
+    """The nearest existing ancestor of ``folder`` when it would let us create the rest, else None."""
+    for parent in folder.parents:
+        if parent.exists():
+            return parent if parent.is_dir() and os.access(parent, os.W_OK | os.X_OK) else None
+    return None
+
+
 def check_folder(settings: Settings) -> Check:
     folder = settings.watch_folder
+    if not folder.exists():
+        parent = _creatable(folder)
+        if parent is None:
+            return Check("watch folder", False, f"{folder} does not exist and cannot be created by uid {os.getuid()}; "
+                                                "create it, or fix WATCH_FOLDER (is a drive unmounted?)")
+        return Check("watch folder", True, f"{folder} does not exist yet; the watcher creates it when it starts")
+    if not folder.is_dir():
+        return Check("watch folder", False, f"{folder} is not a folder; fix WATCH_FOLDER")
     if not os.access(folder, os.R_OK | os.X_OK):
         return Check("watch folder", False, f"{folder} is not readable by uid {os.getuid()}")
     if settings.watch_mode is WatchMode.POLLING:
@@ -88,20 +111,50 @@ def check_tunnel(settings: Settings) -> Check:
     return Check("tunnel", False, f"{result.reason}: {result.detail}")
 
 
-def run(args: argparse.Namespace) -> int:
+STEPS: list[tuple[str, Callable[[Settings], Check], tuple[str, ...]]] = [
+    ("redis", check_redis, ()),
+    ("watch folder", check_folder, ("WATCH_FOLDER",)),
+    ("miro token and board", check_miro, ("MIRO_ACCESS_TOKEN", "MIRO_BOARD_ID")),
+    ("tunnel", check_tunnel, ()),
+]
+"""Each check after the settings, and the variables it cannot run without."""
+
+
+def load_for_checks() -> tuple[Check, Settings | None]:
+    """The settings check, and settings good enough for the other checks even when it failed.
+
+    The folder is checked by :func:`check_folder` (not created here), so it is not a need; a
+    missing token or board fails the settings line and the Miro check, not the others.
+    """
     try:
-        settings = load_settings(create_folder=False)
+        settings = load_settings(needs=(Need.MIRO,), create_folder=False)
+        if not load_env().get("WATCH_FOLDER", "").strip():
+            raise SettingsError("WATCH_FOLDER", "is not set; expected the folder to watch for images (a path)")
     except SettingsError as exc:
-        print(Check("settings", False, str(exc)).line())
-        return 1
-    register_secrets(settings.secrets)
-    checks = [Check("settings", True, f"board {settings.miro_board_id}, folder {settings.watch_folder}, mode {settings.upload_mode.value}")]
-    print(checks[0].line(), flush=True)
-    steps = [check_redis, check_folder, check_miro]
-    if not args.skip_tunnel:
-        steps.append(check_tunnel)
-    for step in steps:
-        check = step(settings)
+        try:
+            return Check("settings", False, str(exc)), load_settings(needs=(), create_folder=False)
+        except SettingsError:
+            return Check("settings", False, str(exc)), None
+    return Check("settings", True, f"board {settings.miro_board_id}, folder {settings.watch_folder}, mode {settings.upload_mode.value}"), settings
+
+
+def run(args: argparse.Namespace) -> int:
+    first, settings = load_for_checks()
+    if settings is not None:
+        register_secrets(settings.secrets)
+    checks = [first]
+    print(first.line(), flush=True)
+    env = load_env()
+    for name, step, needs in STEPS:
+        if name == "tunnel" and args.skip_tunnel:
+            continue
+        missing = [n for n in needs if not env.get(n, "").strip()]
+        if settings is None:
+            check = Check(name, False, "not checked: fix the settings first")
+        elif missing:
+            check = Check(name, False, f"not checked: {' and '.join(missing)} not set")
+        else:
+            check = step(settings)
         checks.append(check)
         print(check.line(), flush=True)
     failed = [c for c in checks if not c.ok]

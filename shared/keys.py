@@ -81,3 +81,23 @@ MIRO_FAILING = f"{PREFIX}:miro:failing"
 MIRO_RECOVERED = f"{PREFIX}:miro:recovered"
 """String with TTL: set by the first success after a failure, or when the token works again: the
 next upkeep tick promotes every waiting retry."""
+
+
+def verify_pending(board_id: str) -> str:
+    """Sorted set: url-route items waiting for the check that Miro fetched the picture."""
+    return f"{_board(board_id)}:verify-pending"
+
+
+TUNNEL_CIRCUIT = f"{PREFIX}:tunnel:circuit"
+"""String: JSON {state: open|closed, reason}: whether the url route is cut off after tunnel failures."""
+
+
+def watcher_alive(watcher_name: str) -> str:
+    """String with a short TTL, refreshed by a live watcher's loop (its container healthcheck reads it)."""
+    return f"{PREFIX}:watcher-alive:{watcher_name}"
+
+
+METRICS_PREFIX = f"{PREFIX}:metrics"
+"""Hashes under this prefix hold the Prometheus counters and histograms (:mod:`shared.metrics`)."""
+LAST_UPLOAD_AT = f"{PREFIX}:last-upload-at"
+"""String: UNIX time of the last item created on the board."""

@@ -232,6 +232,10 @@ class Settings:
         "RESCAN_INTERVAL", "Seconds between full rescans of the folder (catches anything an event missed); 0 turns it off.", WATCHING,
         default=300.0, minimum=0.0,
     )
+    scan_progress_seconds: float = setting(
+        "SCAN_PROGRESS_SECONDS", "Seconds between two progress lines (files seen, queued, rate) while a scan of a large folder runs.", WATCHING,
+        default=5.0, minimum=0.05, maximum=3600,
+    )
     grid: Grid = field(default_factory=Grid)  # its GRID_* fields are declared in Grid
     queue_name: str = setting(
         "QUEUE_NAME", "The RQ queue the watcher fills and the workers empty (letters, digits, _ and -).", QUEUE,
@@ -251,6 +255,11 @@ class Settings:
     image_server_bind: str = setting(
         "IMAGE_SERVER_BIND", "host:port the image server listens on.", SERVER_AND_LOGS,
         default="127.0.0.1:8000", pattern=r"^[^\s:]*:\d{1,5}$", expected="host:port",
+    )
+    metrics_bind: str = setting(
+        "METRICS_BIND", "Where `miro-sync metrics` serves Prometheus metrics (host:port). Keep it off the public side: the\n"
+        "image server, the one service the tunnel reaches, never serves them. Compose: the metrics service.", SERVER_AND_LOGS,
+        default="127.0.0.1:9108", pattern=r"^[^\s:]*:\d{1,5}$", expected="host:port",
     )
     log_format: LogFormat = setting("LOG_FORMAT", "auto (text on a terminal, JSON otherwise) | json | text", SERVER_AND_LOGS, default=LogFormat.AUTO)
     log_level: LogLevel = setting("LOG_LEVEL", "DEBUG | INFO | WARNING | ERROR", SERVER_AND_LOGS, default=LogLevel.INFO)

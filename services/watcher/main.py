@@ -7,13 +7,16 @@ configuration problem (one line on stderr, from the CLI).
 from __future__ import annotations
 
 import argparse
+import os
 import signal
+import socket
 import sys
 import threading
 import time
 
 import redis
 
+from shared import keys
 from shared.jobs import upload_queue
 from shared.ledger import Ledger
 from shared.log import configure, get_logger, register_secrets
@@ -26,6 +29,33 @@ from .watcher import EVENT_TYPES, Watcher
 log = get_logger("watcher")
 
 REDIS_WAIT_SECONDS = 60.0
+ALIVE_TTL = 15
+"""Seconds the watcher counts as alive after its loop last refreshed its key (`miro-sync health watcher`)."""
+
+
+class Liveness:
+    """Refreshes the watcher's liveness key, at most once a second; a Redis error is left to the loop."""
+
+    def __init__(self, connection: redis.Redis) -> None:
+        self.connection = connection
+        self.key = keys.watcher_alive(f"{socket.gethostname()}-{os.getpid()}")
+        self.last = 0.0
+
+    def beat(self) -> None:
+        now = time.monotonic()
+        if now - self.last < 1.0:
+            return
+        try:
+            self.connection.set(self.key, "1", ex=ALIVE_TTL)
+            self.last = now
+        except redis.RedisError:
+            pass
+
+    def clear(self) -> None:
+        try:
+            self.connection.delete(self.key)
+        except redis.RedisError:
+            pass
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,6 +89,10 @@ def run(args: argparse.Namespace) -> int:
         close_events=False,  # set once the observer is known
     )
 
+    watcher.progress_every = settings.scan_progress_seconds
+    liveness = Liveness(connection)
+    watcher.heartbeat = liveness.beat
+
     def on_signal(signum, _frame):
         stop.set()
         watcher.wake()
@@ -78,9 +112,16 @@ def run(args: argparse.Namespace) -> int:
     watcher.close_events = "Inotify" in type(observer).__name__
     log.info("watch.started", folder=str(settings.watch_folder), mode=settings.watch_mode.value, observer=type(observer).__name__,
              board=settings.miro_board_id, queue=settings.queue_name)
+    def alive() -> bool:
+        ok = observer.is_alive() and all(e.is_alive() for e in observer.emitters)
+        if ok:
+            liveness.beat()
+        return ok
+
     try:
-        healthy = watcher.run(stop, alive=lambda: observer.is_alive() and all(e.is_alive() for e in observer.emitters))
+        healthy = watcher.run(stop, alive=alive)
     finally:
+        liveness.clear()
         observer.stop()
         observer.join(timeout=5)
     if not healthy:

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
+
+from shared.log import get_logger
 
 from .filters import ignore_reason
+
+log = get_logger("watcher")
 
 CHUNK = 1000
 """Files per chunk: one pipelined ledger lookup each."""
@@ -38,6 +43,24 @@ class ScanStats:
         """The ``watch.scan`` log line's fields."""
         return {"files": self.files, "queued": self.queued, "synced": self.synced, "rejected": self.rejected,
                 "pending": self.pending, "seconds": round(self.seconds, 3)}
+
+
+class ScanProgress:
+    """One ``watch.scan_progress`` line every ``every`` seconds of a long scan: files seen, queued, rate."""
+
+    def __init__(self, every: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every = every
+        self.clock = clock
+        self.started = self.last = clock()
+
+    def update(self, stats: ScanStats) -> None:
+        now = self.clock()
+        if now - self.last < self.every:
+            return
+        self.last = now
+        elapsed = max(now - self.started, 1e-9)
+        log.info("watch.scan_progress", files=stats.files, queued=stats.queued, synced=stats.synced,
+                 rejected=stats.rejected, rate=round(stats.files / elapsed, 1), seconds=round(elapsed, 1))
 
 
 def walk(folder: Path, under: str = "", chunk: int = CHUNK) -> Iterator[list[Seen]]:

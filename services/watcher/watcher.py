@@ -49,7 +49,7 @@ from shared.log import get_logger
 
 from .files import Candidate, Gone, NotAFile, Refused, examine
 from .filters import ignore_reason, printable
-from .scan import ScanStats, Seen, walk
+from .scan import ScanProgress, ScanStats, Seen, walk
 from .settle import Settler
 
 log = get_logger("watcher")
@@ -81,6 +81,11 @@ class EventInbox(FileSystemEventHandler):
 
 
 class Watcher:
+    progress_every: float = 5.0
+    """Seconds between two progress lines of a long full scan."""
+    heartbeat: Callable[[], None] = staticmethod(lambda: None)
+    """Called between scan chunks, so a long scan still shows the watcher alive."""
+
     def __init__(
         self,
         folder: Path,
@@ -321,8 +326,11 @@ class Watcher:
         """
         started = time.perf_counter()
         stats = ScanStats()
+        progress = ScanProgress(self.progress_every)
         for chunk in walk(self.folder, under):
             self._scan_chunk(chunk, stats)
+            progress.update(stats)
+            self.heartbeat()
             if stop is None:
                 continue
             if stop.is_set():

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from shared import keys, signing
-from shared.imagetype import ImageInfo, prepare_upload
+from shared import keys, metrics, signing
+from shared.imagetype import ImageInfo, Upload, prepare_upload
 from shared.ledger import Delivery
 from shared.log import get_logger
 from shared.ratelimit import Cost
@@ -45,8 +45,17 @@ class Delivered:
     stripped: str | None = None
 
 
+def prepare_timed(path: Path, info: ImageInfo, settings) -> Upload:
+    """:func:`prepare_upload`, its time recorded when the picture had to be converted or downscaled."""
+    started = time.perf_counter()
+    upload = prepare_upload(path, info, settings.max_upload_bytes, keep_gps=settings.keep_gps)
+    if upload.converted:
+        metrics.record_conversion(time.perf_counter() - started)
+    return upload
+
+
 def upload_by_file(ctx: WorkerContext, path: Path, info: ImageInfo, data: dict) -> Delivered:
-    upload = prepare_upload(path, info, ctx.settings.max_upload_bytes, keep_gps=ctx.settings.keep_gps)
+    upload = prepare_timed(path, info, ctx.settings)
     ctx.limiter.acquire(Cost.IMAGE_WRITE)
     item = ctx.miro.create_image_file(ctx.settings.miro_board_id, upload.content, upload.filename, upload.content_type, data)
     return Delivered(str(item["id"]), "file", Delivery.FILE, len(upload.content), upload.converted, upload.stripped)
@@ -72,7 +81,7 @@ def upload_by_url(ctx: WorkerContext, path: Path, relpath: str, info: ImageInfo,
     # offline page...). Refill the same item from the bytes; it keeps its id and position.
     ctx.tunnel.invalidate()
     ctx.tunnel.warn_once(ctx.tunnel.usable(force=True), log)
-    upload = prepare_upload(path, info, settings.max_upload_bytes, keep_gps=settings.keep_gps)
+    upload = prepare_timed(path, info, settings)
     ctx.limiter.acquire(Cost.IMAGE_WRITE)
     ctx.miro.update_image_file(settings.miro_board_id, item_id, upload.content, upload.filename, upload.content_type)
     log.info("upload.repaired", file=relpath, item_id=item_id, reason="Miro did not fetch the signed URL")

@@ -18,6 +18,7 @@ import time
 from redis.exceptions import RedisError
 from rq import Retry, get_current_job
 
+from shared import metrics
 from shared import retry as policy
 from shared.log import get_logger
 from shared.miro import MiroApiError, MiroAuthError, MiroError, MiroServerError, MiroTransportError
@@ -39,22 +40,32 @@ class UploadFailed(Exception):
 
 def upload_image(path: str, size: int, mtime_ns: int) -> dict | Retry:
     ctx = get_context()
+    metrics.use(ctx.redis)
     job = get_current_job()
     try:
         result = Uploader(ctx, job.id if job is not None else None).sync(path, size, mtime_ns)
-        if result.outcome == "uploaded" and maintenance.miro_answered(ctx.redis):
+        uploaded = result.outcome == metrics.Outcome.UPLOADED.value
+        ready_at = metrics.latency_start(mtime_ns, job.enqueued_at if job is not None else None) if uploaded else None
+        metrics.record_upload(result.route, metrics.Outcome(result.outcome), ready_at)
+        if uploaded and maintenance.miro_answered(ctx.redis):
             log.info("miro.recovered", action="retries waiting for Miro go now")
         return result.as_dict()
     except MiroAuthError as exc:
+        metrics.record_miro_error(exc.status, exc.code)
+        metrics.record_upload(None, metrics.Outcome.HELD)
         hold.block(ctx, exc)
         return Retry(max=_FOREVER, interval=[hold.RECHECK_SECONDS])
     except TunnelUnavailable as exc:
+        metrics.record_upload("url", metrics.Outcome.FAILED)
         log.warning("upload.failed", file=path, reason=str(exc))
         raise UploadFailed(str(exc)) from None
     except ContentBusy as exc:
+        metrics.record_upload(None, metrics.Outcome.RETRIED)
         log.info("upload.retry", file=path, reason=str(exc), delay_s=2)
         return Retry(max=_FOREVER, interval=[2])
     except (MiroError, RedisError, RateLimitTimeout) as exc:
+        if isinstance(exc, MiroError):
+            metrics.record_miro_error(exc.status, exc.code)
         attempt = (job.number_of_retries or 0) + 1 if job is not None else 1
         now = time.time()
         first_failed_at = now
@@ -64,10 +75,12 @@ def upload_image(path: str, size: int, mtime_ns: int) -> dict | Retry:
         step = policy.plan(exc, attempt, first_failed_at, now, horizon=ctx.settings.retry_horizon)
         if step.decision is not policy.Decision.RETRY:
             reason = _describe(exc) if step.decision is policy.Decision.FAIL and attempt == 1 else step.reason
+            metrics.record_upload(None, metrics.Outcome.FAILED)
             log.warning("upload.failed", file=path, reason=reason)
             raise UploadFailed(reason) from None
         if isinstance(exc, (MiroServerError, MiroTransportError)):
             maintenance.miro_failing(ctx.redis)
+        metrics.record_upload(None, metrics.Outcome.RETRIED)
         log.info("upload.retry", file=path, reason=_describe(exc), attempt=attempt, delay_s=round(step.delay, 2))
         return Retry(max=_FOREVER, interval=[max(1, round(step.delay))])
 

@@ -59,7 +59,33 @@ def test_redis_down(healthy, tmp_path):
     assert proc.returncode != 0 and line.startswith("✘") and "REDIS_URL" in line
 
 
-def test_bad_settings_is_one_red_line(tmp_path):
-    proc = doctor({"MIRO_SYNC_ENV_FILE": "/nonexistent"}, tmp_path)
+def test_bad_settings_is_a_red_line_and_every_check_still_printed(tmp_path):
+    proc = doctor({"MIRO_SYNC_ENV_FILE": "/nonexistent", "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}, tmp_path)
     assert proc.returncode != 0
     assert proc.stdout.strip().startswith("✘ settings: MIRO_ACCESS_TOKEN is not set")
+    checks = [line for line in proc.stdout.splitlines() if line[:1] in "✔✘"]
+    assert [c.split(":")[0][2:] for c in checks] == ["settings", "redis", "watch folder", "miro token and board", "tunnel"], proc.stdout
+    assert "not checked: MIRO_ACCESS_TOKEN and MIRO_BOARD_ID not set" in line_for(proc.stdout, "miro token and board")
+    assert "not checked: WATCH_FOLDER not set" in line_for(proc.stdout, "watch folder")
+
+
+def test_missing_folder_every_check_still_printed(healthy, tmp_path):
+    missing = tmp_path / "not-yet" / "inbox"
+    proc = doctor(healthy.service_env(WATCH_FOLDER=str(missing)), tmp_path)
+    checks = [line for line in proc.stdout.splitlines() if line[:1] in "✔✘"]
+    assert [c.split(":")[0][2:] for c in checks] == ["settings", "redis", "watch folder", "miro token and board", "tunnel"], proc.stdout
+    line = line_for(proc.stdout, "watch folder")
+    # As .env.example says: the watcher creates it; the doctor only says so, and creates nothing.
+    assert line.startswith("✔") and "does not exist yet" in line and "creates it" in line, line
+    assert proc.returncode == 0, proc.stdout
+    assert not missing.exists() and not missing.parent.exists()
+
+
+def test_folder_that_cannot_be_made_is_red_and_the_rest_still_run(healthy, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    proc = doctor(healthy.service_env(WATCH_FOLDER=str(blocker / "inbox")), tmp_path)
+    assert proc.returncode == 1
+    assert line_for(proc.stdout, "watch folder").startswith("✘")
+    assert line_for(proc.stdout, "miro token and board").startswith("✔"), proc.stdout
+    assert line_for(proc.stdout, "tunnel").startswith("✔"), proc.stdout
