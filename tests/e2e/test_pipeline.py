@@ -1,4 +1,8 @@
-"""Issue 3 acceptance: the whole pipeline as local processes against the sandbox."""
+"""The whole pipeline as local processes (`miro-sync up --sandbox`): each picture once, in its own cell, same pixels.
+
+Every "nothing more may arrive" check waits for the pipeline to go idle first (no job queued,
+running or scheduled, counts still), so a late duplicate is on the board before the board is read.
+"""
 
 from __future__ import annotations
 
@@ -40,7 +44,7 @@ def test_ten_images_each_once_in_distinct_cells_with_same_pixels(local_stack, mo
     local_stack.start()
     expected = drop_ten(local_stack.folder)
     local_stack.wait_items(10)
-    time.sleep(1)  # nothing more may arrive
+    local_stack.wait_idle()  # nothing more may arrive
     assert_board_matches(local_stack, expected)
     # The sandbox records a fetch only for items Miro made from a URL.
     routes = {"url" if item["fetched_url"] else "file" for item in local_stack.items()}
@@ -58,7 +62,7 @@ def test_restart_uploads_nothing_twice_and_catches_up(local_stack):
         expected[name] = make_image(local_stack.folder / name, "png", seed=50 + i)
     local_stack.start()
     local_stack.wait_items(13)
-    time.sleep(2)
+    local_stack.wait_idle()
     assert_board_matches(local_stack, expected)
 
 
@@ -75,8 +79,8 @@ def test_slowly_written_file_is_uploaded_once_complete(local_stack):
             fh.write(data[i : i + len(data) // 8 + 1])
             fh.flush()
             time.sleep(0.3)
-    items = local_stack.wait_items(1)
-    time.sleep(2)
+    local_stack.wait_items(1)
+    local_stack.wait_idle()
     items = local_stack.items()
     assert len(items) == 1
     assert pixels(local_stack.picture(items[0])) == pixels(data)
@@ -93,7 +97,7 @@ def test_bad_files_reported_once_and_never_reach_miro(local_stack):
     local_stack.wait_items(1)
     wait_for(lambda: all(f"file={n}" in local_stack.log() or f'file="{n}"' in local_stack.log() for n in ("notes.png", "empty.png", "cut.jpg")), 20,
              what=lambda: "a line for each bad file\n" + local_stack.log()[-3000:])
-    time.sleep(1.5)
+    local_stack.wait_idle()
     assert_board_matches(local_stack, expected)
     log = local_stack.log()
     for name in ("notes.png", "empty.png", "cut.jpg"):
@@ -124,5 +128,5 @@ def test_killing_up_itself_leaves_no_orphans_and_the_next_run_resumes(local_stac
     local_stack.start()
     expected["after.png"] = make_image(local_stack.folder / "after.png", "png", seed=77)
     local_stack.wait_items(11)
-    time.sleep(1)
+    local_stack.wait_idle()
     assert_board_matches(local_stack, expected)
