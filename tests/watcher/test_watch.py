@@ -111,6 +111,20 @@ def wait_queued(proc, redis_client, relpath: str, timeout: float = 10.0) -> tupl
     return wait_for(lambda: queued_jobs(redis_client).get(relpath), timeout, what=f"a job for {relpath}\n{proc.output()}")
 
 
+SENTINEL = "zz-sentinel.png"
+
+
+def after_all(proc, redis_client, folder: Path) -> None:
+    """Drop a sentinel picture and wait until it is queued.
+
+    The watcher handles events in order and queues a file only after it settled, so once the
+    sentinel is queued, everything seen before it has been handled and at least one settle time
+    (and, polling, several polls) has passed: a second job for an earlier file would be there.
+    """
+    write(folder / SENTINEL, image_bytes("PNG", color="blue"))
+    wait_queued(proc, redis_client, SENTINEL, timeout=20)
+
+
 def test_startup_scan_queues_existing_images_only(folder, start_watcher, redis_client):
     a = write(folder / "a.png", PNG, age=60)
     b = write(folder / "sub" / "deeper" / "b photo.jpg", JPEG, age=60)
@@ -209,13 +223,14 @@ def test_slow_writer_is_queued_once_only_after_close(folder, start_watcher, redi
             time.sleep(0.45)
             assert "slow.png" not in queued_jobs(redis_client), proc.output()
     assert wait_queued(proc, redis_client, "slow.png") == (len(data), path.stat().st_mtime_ns)
-    time.sleep(SETTLE * 2)
-    assert len(events(proc, "file.queued")) == 1
+    after_all(proc, redis_client, folder)
+    assert [e["file"] for e in events(proc, "file.queued")] == ["slow.png", SENTINEL]
     assert events(proc, "file.rejected") == []
 
 
 def test_polling_mode_queues_once_when_stable(folder, start_watcher, redis_client):
-    proc = start_watcher(folder, WATCH_MODE="polling", POLL_INTERVAL="0.2", SETTLE_SECONDS="1.0")
+    # Writes 0.3 s apart must never look settled: 2 s leaves a loaded machine a wide margin.
+    proc = start_watcher(folder, WATCH_MODE="polling", POLL_INTERVAL="0.2", SETTLE_SECONDS="2.0")
     assert events(proc, "watch.started")[0]["observer"] == "PollingObserver"
     path = folder / "polled.png"
     data = image_bytes("PNG", size=(200, 200))
@@ -226,8 +241,8 @@ def test_polling_mode_queues_once_when_stable(folder, start_watcher, redis_clien
             time.sleep(0.3)
             assert queued_jobs(redis_client) == {}, proc.output()
     assert wait_queued(proc, redis_client, "polled.png") == version(path)
-    time.sleep(2.5)  # settle time + polls: a second job would have come by now
-    assert len(events(proc, "file.queued")) == 1
+    after_all(proc, redis_client, folder)  # polls and a settle time later: a second job would be there
+    assert [e["file"] for e in events(proc, "file.queued")] == ["polled.png", SENTINEL]
 
 
 def test_temp_and_hidden_files_are_ignored(folder, start_watcher, redis_client):
