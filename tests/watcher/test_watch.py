@@ -111,6 +111,11 @@ def wait_queued(proc, redis_client, relpath: str, timeout: float = 10.0) -> tupl
     return wait_for(lambda: queued_jobs(redis_client).get(relpath), timeout, what=f"a job for {relpath}\n{proc.output()}")
 
 
+def first_queued_line(proc) -> dict:
+    """The first ``file.queued`` line; a job is in Redis a moment before its line is written, so wait for it."""
+    return wait_for(lambda: events(proc, "file.queued"), 10, what=f"a file.queued line\n{proc.output()}")[0]
+
+
 SENTINEL = "zz-sentinel.png"
 
 
@@ -153,7 +158,7 @@ def test_close_after_write_queues_once(folder, start_watcher, redis_client):
     proc = start_watcher(folder)
     a = write(folder / "a.png", PNG)
     assert wait_queued(proc, redis_client, "a.png") == version(a)
-    assert events(proc, "file.queued")[0]["trigger"] == "closed"
+    assert first_queued_line(proc)["trigger"] == "closed"
     # Well past the settle time, a later file is queued and a.png still has its one job.
     time.sleep(SETTLE * 2)
     write(folder / "later.png", PNG)
@@ -186,7 +191,7 @@ def test_rename_from_crdownload_queues_the_final_name(folder, start_watcher, red
     partial.rename(final)
     assert wait_queued(proc, redis_client, "download.jpg") == version(final)
     assert list(queued_jobs(redis_client)) == ["download.jpg"]
-    assert events(proc, "file.queued")[0]["trigger"] == "moved"
+    assert first_queued_line(proc)["trigger"] == "moved"
 
 
 def test_file_moved_in_from_another_folder_is_queued_after_settling(folder, start_watcher, redis_client, tmp_path):
@@ -195,7 +200,7 @@ def test_file_moved_in_from_another_folder_is_queued_after_settling(folder, star
     target = folder / "moved-in.png"
     outside.rename(target)  # same file system: only a "created" event, no close
     assert wait_queued(proc, redis_client, "moved-in.png") == version(target)
-    assert events(proc, "file.queued")[0]["trigger"] == "settled"
+    assert first_queued_line(proc)["trigger"] == "settled"
 
 
 def test_folder_moved_in_has_its_files_queued(folder, start_watcher, redis_client, tmp_path):
