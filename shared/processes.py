@@ -99,14 +99,17 @@ class LoggedProcess:
         return self.popen.returncode
 
 
-def stop_all(children: Iterable[tuple[str, subprocess.Popen]], timeout: float,
-             on_kill: Callable[[str, subprocess.Popen], None] = lambda name, proc: None) -> None:
+NamedChild = tuple[str, "subprocess.Popen[bytes]"]
+
+
+def stop_all(children: Iterable[NamedChild], timeout: float,
+             on_kill: Callable[[str, "subprocess.Popen[bytes]"], None] = lambda name, proc: None) -> None:
     """SIGTERM every child at once (last started first), then wait for each; KILL those that hang."""
-    children = list(children)
-    for _, proc in reversed(children):
+    ordered = list(reversed(list(children)))
+    for _, proc in ordered:
         if proc.poll() is None:
             proc.terminate()
-    for name, proc in reversed(children):
+    for name, proc in ordered:
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -44,7 +44,8 @@ def execution_worker(connection: redis.Redis, job_id: str, execution_id: str) ->
     the hash has expired, which is exactly the case the reaper must handle.
     """
     execution = Execution(execution_id, job_id, connection=connection)
-    return execution, (connection.hget(execution.key, "worker_name") or b"").decode()
+    raw = connection.hget(execution.key, "worker_name") or b""
+    return execution, raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
 def claim_started(connection: redis.Redis, queue: Queue, execution: Execution) -> bool:
