@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 PYTEST_ARGS ?=
+# The suite waits on processes far more than it computes: two pytest processes (pytest-xdist),
+# each taking whole files (module-scoped stacks stay in one process). PYTEST_JOBS=0 runs serially.
+PYTEST_JOBS ?= 2
+XDIST = $(if $(filter 0,$(PYTEST_JOBS)),,-n $(PYTEST_JOBS) --dist loadfile)
 
 .PHONY: venv deps demo lint test test-fast bench clean
 
@@ -32,11 +36,11 @@ lint: venv
 
 # The one test command (CI runs exactly this): lint and types, then everything, containers included.
 test: lint deps
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 # Everything but the container harness, for quick local runs.
 test-fast: venv deps
-	$(BIN)/python -m pytest -m "not containers" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) -m "not containers" $(PYTEST_ARGS)
 
 bench: venv deps
 	$(BIN)/python -m bench --quick

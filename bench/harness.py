@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +27,7 @@ import psutil
 import redis
 
 from services.sandbox.control import SandboxControl
+from shared import processes
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -43,42 +42,23 @@ class BenchError(RuntimeError):
     """A scenario could not run (a process died, a wait timed out): the bench stops with this message."""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+free_port = processes.free_port
 
 
 def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.02) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise BenchError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
+    return processes.wait_for(predicate, timeout, what, interval, error=BenchError, tolerate=())
 
 
-class Child:
+class Child(processes.LoggedProcess):
     """A child process in its own session, output to ``log_path``; JSON log lines parsed on demand."""
 
     def __init__(self, name: str, args: list[str], log_path: Path, env: dict[str, str]) -> None:
         self.name = name
-        self.log_path = log_path
-        self._log = open(log_path, "ab")
         self.started_at = time.time()
-        self.popen = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=ROOT, start_new_session=True)
+        super().__init__(args, log_path, env=env, cwd=ROOT)
         self._process = psutil.Process(self.popen.pid)
         self._offset = 0
         self._events: list[dict] = []
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
 
     def events(self, name: str | None = None) -> list[dict]:
         """JSON log lines so far (those with ``event == name`` when given)."""
@@ -123,21 +103,17 @@ class Child:
             total += t.user + t.system + t.children_user + t.children_system
         return total
 
+    def on_kill(self, timeout: float) -> None:
+        print(f"bench: {self.name} (pid {self.pid}) ignored SIGTERM for {timeout:g} s; killed (log: {self.log_path})",
+              file=sys.stderr)
+
     def stop(self, timeout: float = 20.0) -> None:
         if self.popen.poll() is None:
             started = time.monotonic()
-            try:
-                os.killpg(self.popen.pid, signal.SIGTERM)
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                print(f"bench: {self.name} (pid {self.pid}) ignored SIGTERM for {timeout:g} s; killed (log: {self.log_path})",
-                      file=sys.stderr)
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(5)
-            except ProcessLookupError:
-                pass
+            super().stop(timeout)
             self.stop_seconds = time.monotonic() - started
-        self._log.close()
+        else:
+            super().stop(0)
 
 
 def _proc_status_kb(pid: int, field_name: str) -> int:

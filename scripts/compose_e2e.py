@@ -16,7 +16,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -28,6 +27,10 @@ import zlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a file, before any virtualenv: shared/processes.py is standard library only
+from shared import processes  # noqa: E402
+from shared.processes import free_port  # noqa: E402
+
 STATE = Path(os.environ.get("MIRO_SYNC_E2E_STATE", "/var/tmp/miro-sync-e2e"))
 PODMAN_COMPOSE = os.environ.get("PODMAN_COMPOSE", "podman-compose")
 PROJECT = "miro-sync-e2e"
@@ -45,24 +48,9 @@ def say(message: str) -> None:
     print(f"[compose-e2e {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.25):
-    deadline = time.monotonic() + timeout
-    last_error = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except (OSError, ValueError, KeyError, urllib.error.URLError) as exc:
-            last_error = exc
-        time.sleep(interval)
-    raise CheckFailed(f"timed out after {timeout:g} s waiting for {what}" + (f" (last error: {last_error})" if last_error else ""))
+    return processes.wait_for(predicate, timeout, what, interval, error=CheckFailed,
+                              tolerate=(OSError, ValueError, KeyError, urllib.error.URLError))
 
 
 # --- pictures, made and checked with the standard library -------------------------------------

@@ -12,7 +12,6 @@ import argparse
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 import redis
 
 from shared.log import configure, get_logger, redact, register_secrets
+from shared.processes import free_port, stop_all
 from shared.settings import SettingsError, load_env, load_settings
 
 log = get_logger("up")
@@ -42,12 +42,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-tunnel", action="store_true", help="with --sandbox: no tunnel stand-in (file uploads only)")
     parser.add_argument("--ngrok", action="store_true",
                         help="expose the image server with ngrok (pyngrok; needs NGROK_AUTHTOKEN), for the url route without Docker")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _redis_answers(url: str) -> bool:
@@ -86,16 +80,7 @@ class Stack:
     def stop(self) -> None:
         for clean_up in self.on_stop:
             clean_up()
-        for _name, proc in reversed(self.children):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for name, proc in reversed(self.children):
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                log.warning("process.killed", name=name, pid=proc.pid)
-                proc.kill()
-                proc.wait()
+        stop_all(self.children, 30, on_kill=lambda name, proc: log.warning("process.killed", name=name, pid=proc.pid))
         for url in self.adopted:  # last, like the Redis we start ourselves
             try:
                 redis.Redis.from_url(url).shutdown()
@@ -132,7 +117,7 @@ def _start_redis(stack: Stack, env: dict[str, str], port: int) -> str:
             stack.adopted.append(previous)
             log.info("redis.private", url=previous, data=str(data), note="the private Redis of an earlier run is still up, using it")
             return previous
-    port = port or _free_port()
+    port = port or free_port()
     port_file.write_text(str(port))
     stack.start("redis", [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data.resolve()),
                           "--appendonly", "yes", "--save", "", "--maxmemory-policy", "noeviction"], env)

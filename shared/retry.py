@@ -8,11 +8,14 @@ failure                                     decision    next attempt
 timeout, refused/reset, broken body         RETRY       backoff
 TimeoutError (our credit wait timed out)    RETRY       backoff
 Redis unreachable                           RETRY       backoff
-an exception with ``retryable = True``      RETRY       backoff (e.g. the worker's "content busy")
+an exception with ``retryable = True``      RETRY       backoff (none of ours sets it today)
 401, 403                                    HOLD_AUTH   none: workers stop taking jobs, keep them all
 400, 404, 409, 413, other 4xx               FAIL        none: the job fails with Miro's code/message
 anything else                               FAIL        none (a bug or a bad file; retrying won't fix)
 ==========================================  ==========  =========================================
+
+The worker's "content busy" (another worker uploads the same bytes) is retried by the job itself
+every 2 s, without a horizon (services/worker/tasks.py); it does not go through this table.
 
 RETRY holds only until the horizon (``settings.retry_horizon``, a day by default) counted from
 ``since`` (the worker passes the job's first failure); the last attempt is placed at the horizon,

@@ -2,9 +2,9 @@
 
 - :func:`discover_public_url`: ``PUBLIC_BASE_URL`` when set; else the ngrok agent API,
   ``/api/endpoints`` (agent >= 3.30.0, field ``url``) falling back to the deprecated ``/api/tunnels``
-  (field ``public_url``); an https URL first (research: ngrok.md §2, §7.3).
+  (field ``public_url``); an https URL first (https://ngrok.com/docs/agent/api).
 - :func:`probe`: fetch an image through the public URL the way a browser would (Chrome User-Agent,
-  no ``ngrok-skip-browser-warning`` header). Miro's fetcher User-Agent is unknown (ngrok.md §1.6),
+  no ``ngrok-skip-browser-warning`` header). Miro does not document its fetcher's User-Agent,
   so this is the worst case: on ngrok's free plan the interstitial (ERR_NGROK_6024) answers instead
   of the image, with a 200 and HTML. Only a 2xx, ``image/*``, no ``ngrok-error-code`` and the exact
   bytes count as usable.
@@ -161,7 +161,7 @@ def judge(status: int, headers: Mapping[str, str], body: bytes, expected: bytes)
     if not code and 200 <= status < 300 and content_type.startswith("image/") and body == expected:
         return "ok", "the tunnel at {url} serves images to browser-like clients"
     if not code:
-        # ngrok does not promise the header on every page it answers itself (ngrok.md §1.1).
+        # ngrok does not promise the header on every page it answers itself: look in the body too.
         found = _NGROK_CODE.search(body)
         code = found.group().decode() if found else None
     if code == "ERR_NGROK_6024":

@@ -1,10 +1,10 @@
 """ngrok agent stand-in: the agent API and a public endpoint that forwards to an upstream.
 
 ngrok cannot be reached from the machines this project is built and tested on, so this module plays
-the two parts of it the project talks to (facts in docs/research: ngrok.md):
+the two parts of it the project talks to, as ngrok documents them:
 
 - the **agent API** (port 4040 on a real agent): ``GET /api/endpoints`` (agent >= 3.30.0) and the
-  deprecated ``GET /api/tunnels``, with the documented JSON shapes (ngrok.md §2);
+  deprecated ``GET /api/tunnels``, with the JSON shapes of https://ngrok.com/docs/agent/api;
 - the **public endpoint**: every request is forwarded to the upstream (the image server) with the
   method, raw path, query, headers and body kept, hop-by-hop headers dropped and
   ``X-Forwarded-For/Proto/Host`` added.
@@ -12,11 +12,13 @@ the two parts of it the project talks to (facts in docs/research: ngrok.md):
 Modes (``TunnelConfig.mode``, or ``PUT /_sandbox/tunnel/mode {"mode": ...}`` on the agent API port):
 
 - ``normal``: everything is forwarded (a paid plan).
-- ``warning-page``: the free plan's interstitial, ERR_NGROK_6024 (ngrok.md §1). A request with a
+- ``warning-page``: the free plan's interstitial, ERR_NGROK_6024 (https://ngrok.com/docs/errors/err_ngrok_6024,
+  https://ngrok.com/docs/pricing-limits/free-plan-limits). A request with a
   browser User-Agent and no ``ngrok-skip-browser-warning`` *request* header gets the HTML page and is
   not forwarded; anything the upstream would answer (even a ``ngrok-skip-browser-warning`` response
   header) cannot change that, because the upstream is never asked.
-- ``offline``: ERR_NGROK_3200, 404 (the status two third-party sources report; ngrok.md §4.2).
+- ``offline``: ERR_NGROK_3200 (https://ngrok.com/docs/errors/err_ngrok_3200), 404: ngrok documents no
+  status; 404 is what two third-party clients report.
 - ``bandwidth`` / ``requests``: the monthly quotas, ERR_NGROK_725 / ERR_NGROK_727. ngrok documents
   no status for them; **assumed 429** here (the account is over a limit, retry later).
 - ``starting``: the agent runs but its session is not up yet: the API lists no endpoint and the
@@ -104,7 +106,7 @@ _BOT = re.compile(r"bot\b|bot/|crawl|spider|slurp", re.IGNORECASE)
 def is_browser(user_agent: str | None) -> bool:
     """True for a standard browser User-Agent, as a browser detector would say.
 
-    ngrok's exact test is not published (ngrok.md §1.1); its docs say a custom or non-standard
+    ngrok's exact test is not published; its free-plan docs say a custom or non-standard
     User-Agent skips the page. Crawlers that claim Mozilla are not browsers to a detector either.
     """
     ua = user_agent or ""
@@ -113,7 +115,7 @@ def is_browser(user_agent: str | None) -> bool:
 
 def shows_warning(headers: Headers, cookies: dict[str, str], host: str) -> bool:
     """Whether the free plan answers this request with the interstitial instead of forwarding it."""
-    if SKIP_HEADER in headers:  # any value, even empty (ngrok.md §1.3)
+    if SKIP_HEADER in headers:  # "set it to any value" (ngrok's free-plan-limits page)
         return False
     if cookies.get(VISIT_COOKIE) == host:
         return False
@@ -141,7 +143,7 @@ def forward_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]
 
 def warning_html(host: str) -> str:
     h = html.escape(host)
-    # The text is ERR_NGROK_6024's (ngrok.md §1.1); the Visit button sets the cookie a browser keeps.
+    # The text is ERR_NGROK_6024's (https://ngrok.com/docs/errors/err_ngrok_6024); the Visit button sets the cookie a browser keeps.
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>ngrok</title></head>
 <body data-ngrok-error="ERR_NGROK_6024">

@@ -24,7 +24,7 @@ from shared.preflight import check_board
 from shared.ratelimit import Cost
 from shared.settings import load_settings
 
-from . import hold
+from . import hold, rqcompat
 from .context import WorkerContext, set_context
 from .maintenance import Upkeep, redis_trouble, refresh_alive, requeue_own_jobs
 
@@ -38,7 +38,7 @@ class MiroSyncWorker(SimpleWorker):
     stopping: bool = False
 
     def handle_warm_shutdown_request(self) -> None:
-        # RQ sets ``_stop_requested`` only when a job is running; an idle worker just leaves
+        # RQ marks a stop (rqcompat.stop_requested) only when a job is running; an idle worker just leaves
         # ``work()``, which would look like a Redis hiccup to ``run`` and start a new loop.
         self.stopping = True
         super().handle_warm_shutdown_request()
@@ -46,7 +46,7 @@ class MiroSyncWorker(SimpleWorker):
     def check_for_suspension(self, burst: bool) -> None:
         super().check_for_suspension(burst)
         announced = False
-        while not self._stop_requested and (held := hold.blocked(self.context)):
+        while not rqcompat.stop_requested(self) and (held := hold.blocked(self.context)):
             if not announced:
                 log.warning("worker.holding", worker=self.name, reason=held["message"])
                 announced = True
@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
                 worker.work(burst=args.burst, logging_level="WARNING", with_scheduler=False)
             except redis.RedisError as exc:  # raised by RQ's own teardown when Redis is gone
                 log.warning("worker.redis_lost", worker=name, error=str(exc))
-            if args.burst or worker.stopping or worker._stop_requested:
+            if args.burst or worker.stopping or rqcompat.stop_requested(worker):
                 break
             # RQ leaves its loop on an unexpected Redis error (e.g. Redis restarting): wait, tidy
             # up what the broken loop left (its registration, the job it was running), go on.

@@ -25,12 +25,12 @@ from typing import Callable
 import redis
 from rq import Queue
 from rq.executions import Execution
-from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
-from rq.registry import ScheduledJobRegistry, StartedJobRegistry
-from rq.utils import current_timestamp
+from rq.registry import ScheduledJobRegistry
 
 from shared import keys
+
+from . import rqcompat
 from shared.log import get_logger
 
 log = get_logger("worker")
@@ -77,16 +77,14 @@ def requeue_own_jobs(connection: redis.Redis, queue: Queue, worker_name: str) ->
 
 
 def _requeue_started(connection: redis.Redis, queue: Queue, abandoned: Callable[[str], bool], reason: str) -> list[str]:
-    registry = StartedJobRegistry(queue=queue)
     requeued = []
-    for job_id, execution_id in registry.get_job_and_execution_ids(cleanup=False):
-        execution = Execution(execution_id, job_id, connection=connection)
-        worker_name = (connection.hget(execution.key, "worker_name") or b"").decode()
+    for job_id, execution_id in rqcompat.started_entries(queue):
+        execution, worker_name = rqcompat.execution_worker(connection, job_id, execution_id)
         if not abandoned(worker_name):
             continue
         # Claim the entry. A job that ended since it was listed took its entry and execution away
         # together (so no worker name was found): it must not run again.
-        if not connection.zrem(registry.key, execution.composite_key):
+        if not rqcompat.claim_started(connection, queue, execution):
             continue
         if _put_back(connection, queue, job_id, reason.format(worker=worker_name or "?"), execution):
             requeued.append(job_id)
@@ -103,9 +101,9 @@ def _put_back(connection: redis.Redis, queue: Queue, job_id: str, reason: str, e
         return False
     with connection.pipeline() as pipe:
         if execution is not None:
-            execution.delete(job, pipeline=pipe)
+            rqcompat.delete_execution(execution, job, pipe)
         job.set_status(JobStatus.QUEUED, pipeline=pipe)
-        queue._enqueue_job(job, pipeline=pipe, at_front=True)
+        rqcompat.enqueue_job(queue, job, pipe, at_front=True)
         pipe.execute()
     log.warning("job.requeued", job_id=job_id, file=job.args[0] if job.args else None, reason=reason)
     return True
@@ -119,9 +117,8 @@ def rescue_taken_jobs(connection: redis.Redis, queue: Queue) -> list[str]:
     clean-up (every 10 minutes) marks it *failed*. Here it goes back to the queue once it has sat
     there, unstarted, for ``ALIVE_TTL`` seconds (first sightings kept in ``keys.TAKEN_UNSTARTED``).
     """
-    intermediate = IntermediateQueue(queue.key, connection)
-    started = {job_id for job_id, _ in StartedJobRegistry(queue=queue).get_job_and_execution_ids(cleanup=False)}
-    stuck = set(intermediate.get_job_ids()) - started
+    started = {job_id for job_id, _ in rqcompat.started_entries(queue)}
+    stuck = set(rqcompat.intermediate_job_ids(queue)) - started
     seen = {k.decode(): float(v) for k, v in connection.hgetall(keys.TAKEN_UNSTARTED).items()}
     gone = set(seen) - stuck
     if gone:
@@ -134,7 +131,7 @@ def rescue_taken_jobs(connection: redis.Redis, queue: Queue) -> list[str]:
             connection.hsetnx(keys.TAKEN_UNSTARTED, job_id, now)
             continue
         # Claim it: if its worker started it after all, it has left the list and this removes nothing.
-        if now - seen[job_id] < ALIVE_TTL or not connection.lrem(intermediate.key, 1, job_id):
+        if now - seen[job_id] < ALIVE_TTL or not connection.lrem(rqcompat.intermediate_key(queue), 1, job_id):
             continue
         connection.hdel(keys.TAKEN_UNSTARTED, job_id)
         if _put_back(connection, queue, job_id, "taken by a worker that never started it"):
@@ -145,14 +142,14 @@ def rescue_taken_jobs(connection: redis.Redis, queue: Queue) -> list[str]:
 def promote_due_retries(connection: redis.Redis, queue: Queue, everything: bool = False) -> int:
     """Queue the retries whose time has come (``everything``: all of them, now)."""
     registry = ScheduledJobRegistry(queue=queue)
-    job_ids = registry.get_jobs_to_schedule(float("inf") if everything else current_timestamp())
+    job_ids = registry.get_jobs_to_schedule(float("inf") if everything else rqcompat.current_timestamp())
     if not job_ids:
         return 0
     jobs = Job.fetch_many(job_ids, connection=connection, serializer=queue.serializer)
     with connection.pipeline() as pipe:
         for job in jobs:
             if job is not None:
-                queue._enqueue_job(job, pipeline=pipe, at_front=job.should_enqueue_at_front())
+                rqcompat.enqueue_job(queue, job, pipe, at_front=job.should_enqueue_at_front())
         for job_id in job_ids:
             registry.remove(job_id, pipeline=pipe)
         pipe.execute()

@@ -7,17 +7,27 @@ import subprocess
 import pytest
 
 from tests.fixtures.procs import MIRO_SYNC, free_port
+from tests.fixtures.stack import LocalStack
 
 
 def doctor(env: dict[str, str], cwd) -> subprocess.CompletedProcess:
     return subprocess.run(MIRO_SYNC + ["doctor"], env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, text=True, timeout=60, cwd=cwd)
 
 
+@pytest.fixture(scope="module")
+def shared_stack(module_spawn):
+    """One stack for the module: doctor only reads it (each test names what it breaks in its own env)."""
+    stack = LocalStack(root=module_spawn.folder, spawn=module_spawn)
+    stack.env.update({"UPLOAD_MODE": "url"})
+    stack.start()
+    yield stack
+    stack.stop()
+
+
 @pytest.fixture
-def healthy(local_stack):
-    local_stack.env.update({"UPLOAD_MODE": "url"})
-    local_stack.start()
-    return local_stack
+def healthy(shared_stack):
+    shared_stack.set_tunnel_mode("normal")  # a test before may have changed it
+    return shared_stack
 
 
 def line_for(output: str, name: str) -> str:

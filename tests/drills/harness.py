@@ -28,9 +28,10 @@ from PIL import Image
 
 from services.sandbox.server import SandboxHandle
 from shared import keys
+from tests.fixtures import idle
 from tests.fixtures.procs import MIRO_SYNC, Proc, wait_for
 
-QUEUE = "miro-sync"
+QUEUE = idle.QUEUE
 
 
 def picture(seed: int, size: tuple[int, int] = (48, 32)) -> bytes:
@@ -166,19 +167,12 @@ class Rig:
 
         return wait_for(enough, timeout, interval=0.2, what=lambda: f"{count} items on the board (have {len(self.items())})\n" + self.tail())
 
-    def wait_idle(self, timeout: float = 30) -> None:
-        """Until no job is queued, running or waiting for a retry."""
-        wait_for(lambda: not self.pending_jobs(), timeout, interval=0.2, what=lambda: f"the queue to drain: {self.pending_jobs()}\n" + self.tail())
+    def wait_idle(self, timeout: float = 30, quiet: float = 1.0) -> None:
+        """Until no job is queued, running or waiting for a retry, and none finished for ``quiet`` s."""
+        idle.wait_idle(self.redis, QUEUE, quiet=quiet, timeout=timeout, tail=self.tail)
 
     def pending_jobs(self) -> dict[str, int]:
-        r, q = self.redis, f"rq:queue:{QUEUE}"
-        counts = {
-            "queued": r.llen(q),
-            "intermediate": r.llen(q + ":intermediate"),
-            "started": r.zcard(f"rq:wip:{QUEUE}"),
-            "scheduled": r.zcard(f"rq:scheduled:{QUEUE}"),
-        }
-        return {k: v for k, v in counts.items() if v}
+        return idle.pending_jobs(self.redis, QUEUE)
 
     def failed_jobs(self) -> int:
         return self.redis.zcard(f"rq:failed:{QUEUE}")

@@ -22,11 +22,14 @@ def test_every_job_record_is_json_with_only_relative_paths(rig):
     rig.sandbox.set_faults(error_status=400)  # refused: a failed job, with its exception text
     rig.drop(1, start=10, prefix="refused")
     wait_for(lambda: rig.failed_jobs() == 1, 20, what="a failed job")
-    rig.sandbox.set_faults(error_status=503, error_for_seconds=1.5)  # a retried job, with meta
+    rig.sandbox.set_faults(error_status=503)  # a retried job, with meta: 503s until the job has met one
     expected |= rig.drop(1, start=20, prefix="retried")
+    wait_for(lambda: rig.events("upload.retry"), 30, what="the job to meet the 503")
+    rig.sandbox.clear_faults()
     rig.wait_items(4, timeout=30)
     rig.wait_idle()
-    assert rig.events("upload.retry") and rig.events("upload.failed")
+    rig.assert_each_once(expected)  # the refused file is not on the board; its job failed (below)
+    assert rig.events("upload.failed") and rig.failed_jobs() == 1
 
     pickles = [key for key, value in raw_values(rig.redis) if any(is_pickle(d) for d in decodings(value))]
     assert pickles == []

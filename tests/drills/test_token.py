@@ -42,8 +42,12 @@ def test_revoked_token_holds_jobs_until_a_valid_one_is_set(rig_factory):
     assert on_board < len(expected), "every upload finished before the revocation; the drill proves nothing"
     expected |= rig.drop(5, start=100, prefix="while-held")  # still queued while the workers hold
     wait_for(lambda: len(rig.events("file.queued")) == len(expected), 20, what="the watcher to queue the late files")
-    time.sleep(2)  # held: nothing more arrives, nothing fails
-    assert len(rig.items()) == on_board
+    # Held: no job runs, every file not on the board waits in the queue, and it stays so (1 s
+    # of idle workers polling the queue: a worker that was not holding takes a job in ms).
+    wait_for(held_for(rig, len(expected), 1.0), 30, interval=0.05, what=lambda: f"every job held: {rig.pending_jobs()}\n" + rig.tail())
+    refusal = min(r["done_at"] for r in rig.sandbox.requests() if r["status"] == 401)
+    late = [r for r in rig.sandbox.requests() if r["at"] > refusal and r["status"] is not None and r["status"] < 300]
+    assert late == [], f"Miro accepted calls after the token was refused: {late}"
     assert rig.failed_jobs() == 0
 
     refused = rig.events("miro.token_refused")
@@ -61,6 +65,26 @@ def test_revoked_token_holds_jobs_until_a_valid_one_is_set(rig_factory):
     rig.wait_idle()
     rig.assert_each_once(expected)
     assert rig.failed_jobs() == 0
+    rig.stop_all_cleanly()
+
+
+def held_for(rig, total: int, quiet: float):
+    """A predicate: true once no job has run and none reached the board for ``quiet`` seconds."""
+    state = {"since": None, "seen": None}
+
+    def check() -> bool:
+        pending = rig.pending_jobs()
+        seen = (len(rig.items()), pending.get("queued", 0) + pending.get("scheduled", 0))
+        if pending.get("started") or pending.get("intermediate") or sum(seen) != total:
+            state["since"] = None
+            return False
+        now = time.monotonic()
+        if state["since"] is None or seen != state["seen"]:
+            state["since"], state["seen"] = now, seen
+            return False
+        return now - state["since"] >= quiet
+
+    return check
 
 
 def _events(proc):

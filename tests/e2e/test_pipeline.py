@@ -1,4 +1,12 @@
-"""Issue 3 acceptance: the whole pipeline as local processes against the sandbox."""
+"""The whole pipeline as local processes (`miro-sync up --sandbox`): each picture once, in its own cell, same pixels.
+
+Every "nothing more may arrive" check waits for the pipeline to go idle first (no job queued,
+running or scheduled, counts still), so a late duplicate is on the board before the board is read.
+
+Tests that only need a running file-mode stack share one (``shared_stack``): each looks at the
+items it added (the board minus what was there when it began) and uses pictures of its own, while
+"never twice" and "one item per cell" are checked over the whole board.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +18,7 @@ import pytest
 from PIL import Image
 
 from tests.fixtures.procs import wait_for
-from tests.fixtures.stack import make_image, pixels
+from tests.fixtures.stack import LocalStack, make_image, pixels
 
 NAMES = [
     ("plain.png", "png"), ("photo one.jpg", "jpeg"), ("hash#tag.png", "png"), ("100%.png", "png"),
@@ -23,29 +31,55 @@ def drop_ten(folder, start=0):
     return {name: make_image(folder / name, kind, seed=start + i) for i, (name, kind) in enumerate(NAMES)}
 
 
-def assert_board_matches(stack, expected: dict[str, bytes]):
-    items = stack.items()
-    titles = collections.Counter(i["data"]["title"] for i in items)
-    assert {t: c for t, c in titles.items() if c > 1} == {}, "an item appears twice"
-    assert set(titles) == set(expected)
-    positions = {(i["position"]["x"], i["position"]["y"]) for i in items}
-    assert len(positions) == len(items), "two items share a grid cell"
+def assert_board_matches(stack, expected: dict[str, bytes], before: frozenset[str] = frozenset()):
+    """The items added since ``before`` (item ids) are exactly ``expected``; the whole board has no twin, no shared cell."""
+    board = stack.items()
+    all_titles = collections.Counter(i["data"]["title"] for i in board)
+    assert {t: c for t, c in all_titles.items() if c > 1} == {}, "an item appears twice"
+    positions = {(i["position"]["x"], i["position"]["y"]) for i in board}
+    assert len(positions) == len(board), "two items share a grid cell"
+    items = [i for i in board if i["id"] not in before]
+    assert sorted(i["data"]["title"] for i in items) == sorted(expected)
     for item in items:
         assert pixels(stack.picture(item)) == expected[item["data"]["title"]], item["data"]["title"]
 
 
-@pytest.mark.parametrize("mode", ["file", "url"])
-def test_ten_images_each_once_in_distinct_cells_with_same_pixels(local_stack, mode):
-    local_stack.env["UPLOAD_MODE"] = mode
+@pytest.fixture(scope="module")
+def module_stack(module_spawn):
+    stack = LocalStack(root=module_spawn.folder, spawn=module_spawn)
+    stack.start()
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture
+def shared_stack(module_stack):
+    """The module's file-mode stack, idle; ``.before`` holds the ids of the items already there."""
+    module_stack.wait_idle(quiet=0.5)
+    module_stack.before = frozenset(i["id"] for i in module_stack.items())
+    return module_stack
+
+
+def test_ten_images_each_once_in_distinct_cells_with_same_pixels_file(shared_stack):
+    expected = drop_ten(shared_stack.folder)
+    shared_stack.wait_items(len(shared_stack.before) + 10)
+    shared_stack.wait_idle()  # nothing more may arrive
+    assert_board_matches(shared_stack, expected, shared_stack.before)
+    # The sandbox records a fetch only for items Miro made from a URL.
+    assert {"url" if item["fetched_url"] else "file" for item in shared_stack.items()} == {"file"}
+    assert {entry.route for entry in shared_stack.ledger().all_content().values()} == {"file"}
+
+
+def test_ten_images_each_once_in_distinct_cells_with_same_pixels_url(local_stack):
+    local_stack.env["UPLOAD_MODE"] = "url"
     local_stack.start()
     expected = drop_ten(local_stack.folder)
     local_stack.wait_items(10)
-    time.sleep(1)  # nothing more may arrive
+    local_stack.wait_idle()  # nothing more may arrive
     assert_board_matches(local_stack, expected)
-    # The sandbox records a fetch only for items Miro made from a URL.
     routes = {"url" if item["fetched_url"] else "file" for item in local_stack.items()}
-    assert routes == {mode}, routes
-    assert {entry.route for entry in local_stack.ledger().all_content().values()} == {mode}
+    assert routes == {"url"}, routes
+    assert {entry.route for entry in local_stack.ledger().all_content().values()} == {"url"}
 
 
 def test_restart_uploads_nothing_twice_and_catches_up(local_stack):
@@ -58,12 +92,12 @@ def test_restart_uploads_nothing_twice_and_catches_up(local_stack):
         expected[name] = make_image(local_stack.folder / name, "png", seed=50 + i)
     local_stack.start()
     local_stack.wait_items(13)
-    time.sleep(2)
+    local_stack.wait_idle()
     assert_board_matches(local_stack, expected)
 
 
-def test_slowly_written_file_is_uploaded_once_complete(local_stack):
-    local_stack.start()
+def test_slowly_written_file_is_uploaded_once_complete(shared_stack):
+    local_stack = shared_stack
     im = Image.new("RGB", (300, 200))
     im.putdata([(x % 256, y % 256, (x + y) % 256) for y in range(200) for x in range(300)])
     buf = io.BytesIO()
@@ -75,26 +109,24 @@ def test_slowly_written_file_is_uploaded_once_complete(local_stack):
             fh.write(data[i : i + len(data) // 8 + 1])
             fh.flush()
             time.sleep(0.3)
-    items = local_stack.wait_items(1)
-    time.sleep(2)
-    items = local_stack.items()
-    assert len(items) == 1
-    assert pixels(local_stack.picture(items[0])) == pixels(data)
+    local_stack.wait_items(len(local_stack.before) + 1)
+    local_stack.wait_idle()
+    assert_board_matches(local_stack, {"slow.png": pixels(data)}, local_stack.before)
 
 
-def test_bad_files_reported_once_and_never_reach_miro(local_stack):
-    local_stack.start()
+def test_bad_files_reported_once_and_never_reach_miro(shared_stack):
+    local_stack = shared_stack
     (local_stack.folder / "notes.png").write_text("this is not a picture\n" * 20)
     (local_stack.folder / "empty.png").write_bytes(b"")
     good = io.BytesIO()
     Image.new("RGB", (200, 200), (10, 200, 30)).save(good, format="JPEG")
     (local_stack.folder / "cut.jpg").write_bytes(good.getvalue()[: len(good.getvalue()) // 2])
-    expected = {"fine.png": make_image(local_stack.folder / "fine.png", "png", seed=3)}
-    local_stack.wait_items(1)
+    expected = {"fine.png": make_image(local_stack.folder / "fine.png", "png", seed=103)}
+    local_stack.wait_items(len(local_stack.before) + 1)
     wait_for(lambda: all(f"file={n}" in local_stack.log() or f'file="{n}"' in local_stack.log() for n in ("notes.png", "empty.png", "cut.jpg")), 20,
              what=lambda: "a line for each bad file\n" + local_stack.log()[-3000:])
-    time.sleep(1.5)
-    assert_board_matches(local_stack, expected)
+    local_stack.wait_idle()
+    assert_board_matches(local_stack, expected, local_stack.before)
     log = local_stack.log()
     for name in ("notes.png", "empty.png", "cut.jpg"):
         lines = [line for line in log.splitlines() if "file.rejected" in line and (f"file={name}" in line or f'file="{name}"' in line)]
@@ -124,5 +156,5 @@ def test_killing_up_itself_leaves_no_orphans_and_the_next_run_resumes(local_stac
     local_stack.start()
     expected["after.png"] = make_image(local_stack.folder / "after.png", "png", seed=77)
     local_stack.wait_items(11)
-    time.sleep(1)
+    local_stack.wait_idle()
     assert_board_matches(local_stack, expected)

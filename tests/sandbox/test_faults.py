@@ -7,6 +7,8 @@ import time
 import pytest
 import requests
 
+from tests.fixtures.procs import wait_for
+
 from .helpers import board_path, file_parts, png
 
 
@@ -48,9 +50,12 @@ def test_error_window_answers_the_status_with_miros_error_body(sandbox, miro):
 
 
 def test_error_window_ends_by_itself(sandbox, miro):
-    sandbox.set_faults(error_status=500, error_for_seconds=0.3)
+    # A wide window for the first answer (a loaded machine may take a while to send it); then a
+    # short one, and the sandbox's own countdown says when it is over.
+    sandbox.set_faults(error_status=500, error_for_seconds=60)
     assert miro.get(board_path(sandbox.board_id)).status_code == 500
-    time.sleep(0.4)
+    sandbox.set_faults(error_for_seconds=0.2)
+    wait_for(lambda: sandbox.faults()["error_for_seconds_left"] == 0, 10, what="the error window to end")
     assert miro.get(board_path(sandbox.board_id)).status_code == 200
 
 
@@ -81,10 +86,11 @@ def test_dropped_connections_get_no_answer(sandbox, miro):
 
 
 def test_drop_window_ends_by_itself(sandbox, miro):
-    sandbox.set_faults(drop_connections_for_seconds=0.3)
+    sandbox.set_faults(drop_connections_for_seconds=60)  # wide, then short: as for the error window
     with pytest.raises(requests.ConnectionError):
         miro.get(board_path(sandbox.board_id))
-    time.sleep(0.4)
+    sandbox.set_faults(drop_connections_for_seconds=0.2)
+    wait_for(lambda: sandbox.faults()["drop_connections_for_seconds_left"] == 0, 10, what="the drop window to end")
     assert miro.get(board_path(sandbox.board_id)).status_code == 200
 
 

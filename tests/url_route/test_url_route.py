@@ -1,4 +1,4 @@
-"""Issue 4: the url route is trusted only when verified, and repaired when Miro got ngrok's warning page."""
+"""The url route is trusted only when verified, and repaired in place when Miro got ngrok's warning page."""
 
 from __future__ import annotations
 
@@ -11,9 +11,15 @@ from PIL import Image, UnidentifiedImageError
 from rq.serializers import JSONSerializer
 
 from shared import signing
+from shared.layout import slot_center
 from shared.miro import MiroClient
+from shared.settings import Grid
 from tests.fixtures.procs import wait_for
 from tests.fixtures.stack import BOARD, TOKEN, make_image, pixels
+
+GRID = Grid(columns=10, cell_width=440, cell_height=440, padding=20, origin_x=0, origin_y=0)
+GRID_ENV = {"GRID_COLUMNS": "10", "GRID_CELL_WIDTH": "440", "GRID_CELL_HEIGHT": "440", "GRID_PADDING": "20",
+            "GRID_ORIGIN_X": "0", "GRID_ORIGIN_Y": "0"}
 
 
 def deliveries(stack) -> dict[str, str]:
@@ -26,20 +32,41 @@ def count_lines(log: str, event: str) -> int:
 
 @pytest.fixture
 def url_stack(local_stack):
-    local_stack.env.update({"UPLOAD_MODE": "url", "PROBE_INTERVAL": "5"})
+    local_stack.env.update({"UPLOAD_MODE": "url", "PROBE_INTERVAL": "5", **GRID_ENV})
     return local_stack
 
 
-def test_warning_page_items_are_repaired_and_show_the_picture(url_stack):
+def test_warning_page_items_are_repaired_in_place_and_show_the_picture(url_stack):
     url_stack.start()
     url_stack.set_tunnel_mode("warning-page")
     expected = {f"shot {i}.png": make_image(url_stack.folder / f"shot {i}.png", "png", seed=i) for i in range(5)}
     url_stack.wait_items(5)
-    wait_for(lambda: len(deliveries(url_stack)) == 5, 30, what=lambda: url_stack.log()[-3000:])
-    for item in url_stack.items():
+    # Verification may run after the upload (the upkeep): wait for the ledger to settle, not for a time.
+    def settled() -> bool:
+        d = deliveries(url_stack)
+        return len(d) == 5 and set(d.values()) <= {"repaired", "file"} and "repaired" in d.values()
+
+    wait_for(settled, 60, what=lambda: f"every item repaired or sent by file: {deliveries(url_stack)}\n" + url_stack.log()[-3000:])
+    url_stack.wait_idle()
+
+    items = {item["id"]: item for item in url_stack.items()}
+    assert sorted(i["data"]["title"] for i in items.values()) == sorted(expected), "a second item appeared"
+    for item in items.values():
         assert pixels(url_stack.picture(item)) == expected[item["data"]["title"]]
-    assert set(deliveries(url_stack).values()) <= {"repaired", "file"}, deliveries(url_stack)
+    calls = url_stack.requests()
+    creates = [r for r in calls if r["method"] == "POST" and r["path"].endswith("/images")]
+    assert len(creates) == 5, f"{len(creates)} creates for 5 files: a repair made a new item"
     log = url_stack.log()
+    repaired = [e for e in url_stack.ledger().all_content().values() if e.delivery == "repaired"]
+    for entry in repaired:
+        # Same id: the ledger's item is the one on the board, re-filled by a PATCH of that id...
+        assert entry.item_id in items, (entry, sorted(items))
+        assert any(r["method"] == "PATCH" and r["path"].endswith(f"/images/{entry.item_id}") for r in calls), entry
+        assert any("upload.repaired" in line and entry.item_id in line for line in log.splitlines()), entry
+        # ...same position: still the centre of the cell reserved for it.
+        item = items[entry.item_id]
+        assert (item["position"]["x"], item["position"]["y"]) == slot_center(GRID, entry.slot), (entry, item["position"])
+        assert item["data"]["title"] == entry.path
     # Why, said once for the whole burst (not per file), naming the warning page.
     unusable = [line for line in log.splitlines() if "tunnel.unusable" in line]
     assert len(unusable) == 1 and "warning-page" in unusable[0], unusable

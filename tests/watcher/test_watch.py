@@ -111,6 +111,25 @@ def wait_queued(proc, redis_client, relpath: str, timeout: float = 10.0) -> tupl
     return wait_for(lambda: queued_jobs(redis_client).get(relpath), timeout, what=f"a job for {relpath}\n{proc.output()}")
 
 
+def first_queued_line(proc) -> dict:
+    """The first ``file.queued`` line; a job is in Redis a moment before its line is written, so wait for it."""
+    return wait_for(lambda: events(proc, "file.queued"), 10, what=f"a file.queued line\n{proc.output()}")[0]
+
+
+SENTINEL = "zz-sentinel.png"
+
+
+def after_all(proc, redis_client, folder: Path) -> None:
+    """Drop a sentinel picture and wait until it is queued.
+
+    The watcher handles events in order and queues a file only after it settled, so once the
+    sentinel is queued, everything seen before it has been handled and at least one settle time
+    (and, polling, several polls) has passed: a second job for an earlier file would be there.
+    """
+    write(folder / SENTINEL, image_bytes("PNG", color="blue"))
+    wait_queued(proc, redis_client, SENTINEL, timeout=20)
+
+
 def test_startup_scan_queues_existing_images_only(folder, start_watcher, redis_client):
     a = write(folder / "a.png", PNG, age=60)
     b = write(folder / "sub" / "deeper" / "b photo.jpg", JPEG, age=60)
@@ -139,7 +158,7 @@ def test_close_after_write_queues_once(folder, start_watcher, redis_client):
     proc = start_watcher(folder)
     a = write(folder / "a.png", PNG)
     assert wait_queued(proc, redis_client, "a.png") == version(a)
-    assert events(proc, "file.queued")[0]["trigger"] == "closed"
+    assert first_queued_line(proc)["trigger"] == "closed"
     # Well past the settle time, a later file is queued and a.png still has its one job.
     time.sleep(SETTLE * 2)
     write(folder / "later.png", PNG)
@@ -172,7 +191,7 @@ def test_rename_from_crdownload_queues_the_final_name(folder, start_watcher, red
     partial.rename(final)
     assert wait_queued(proc, redis_client, "download.jpg") == version(final)
     assert list(queued_jobs(redis_client)) == ["download.jpg"]
-    assert events(proc, "file.queued")[0]["trigger"] == "moved"
+    assert first_queued_line(proc)["trigger"] == "moved"
 
 
 def test_file_moved_in_from_another_folder_is_queued_after_settling(folder, start_watcher, redis_client, tmp_path):
@@ -181,7 +200,7 @@ def test_file_moved_in_from_another_folder_is_queued_after_settling(folder, star
     target = folder / "moved-in.png"
     outside.rename(target)  # same file system: only a "created" event, no close
     assert wait_queued(proc, redis_client, "moved-in.png") == version(target)
-    assert events(proc, "file.queued")[0]["trigger"] == "settled"
+    assert first_queued_line(proc)["trigger"] == "settled"
 
 
 def test_folder_moved_in_has_its_files_queued(folder, start_watcher, redis_client, tmp_path):
@@ -209,13 +228,14 @@ def test_slow_writer_is_queued_once_only_after_close(folder, start_watcher, redi
             time.sleep(0.45)
             assert "slow.png" not in queued_jobs(redis_client), proc.output()
     assert wait_queued(proc, redis_client, "slow.png") == (len(data), path.stat().st_mtime_ns)
-    time.sleep(SETTLE * 2)
-    assert len(events(proc, "file.queued")) == 1
+    after_all(proc, redis_client, folder)
+    assert [e["file"] for e in events(proc, "file.queued")] == ["slow.png", SENTINEL]
     assert events(proc, "file.rejected") == []
 
 
 def test_polling_mode_queues_once_when_stable(folder, start_watcher, redis_client):
-    proc = start_watcher(folder, WATCH_MODE="polling", POLL_INTERVAL="0.2", SETTLE_SECONDS="1.0")
+    # Writes 0.3 s apart must never look settled: 2 s leaves a loaded machine a wide margin.
+    proc = start_watcher(folder, WATCH_MODE="polling", POLL_INTERVAL="0.2", SETTLE_SECONDS="2.0")
     assert events(proc, "watch.started")[0]["observer"] == "PollingObserver"
     path = folder / "polled.png"
     data = image_bytes("PNG", size=(200, 200))
@@ -226,8 +246,8 @@ def test_polling_mode_queues_once_when_stable(folder, start_watcher, redis_clien
             time.sleep(0.3)
             assert queued_jobs(redis_client) == {}, proc.output()
     assert wait_queued(proc, redis_client, "polled.png") == version(path)
-    time.sleep(2.5)  # settle time + polls: a second job would have come by now
-    assert len(events(proc, "file.queued")) == 1
+    after_all(proc, redis_client, folder)  # polls and a settle time later: a second job would be there
+    assert [e["file"] for e in events(proc, "file.queued")] == ["polled.png", SENTINEL]
 
 
 def test_temp_and_hidden_files_are_ignored(folder, start_watcher, redis_client):
