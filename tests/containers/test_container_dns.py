@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -53,11 +54,19 @@ def run_with_aardvark(tmp_path: Path, replacement: str | None) -> tuple[int, lis
     assert mounts, "aardvark-dns is not installed, although the harness's --setup just ran"
     script = " && ".join(["mount --make-rprivate /", *mounts, f"exec {SCRIPT}"])
     env = {**os.environ, "MIRO_SYNC_E2E_NO_INSTALL": "1"}
+    log_path = tmp_path / "compose-e2e.log"
     started = time.monotonic()
-    done = subprocess.run(["unshare", "--mount", "sh", "-c", script], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
-    lines = (done.stdout + done.stderr).splitlines()
-    return done.returncode, lines, time.monotonic() - started
+    with open(log_path, "w") as log:
+        # unshare and sh exec into the harness, so a SIGTERM reaches it and it tears its stack down.
+        proc = subprocess.Popen(["unshare", "--mount", "sh", "-c", script], cwd=ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=120)
+    seconds = time.monotonic() - started
+    return proc.returncode, log_path.read_text(errors="replace").splitlines(), seconds
 
 
 def assert_one_line_cause(code: int, lines: list[str], seconds: float) -> str:
