@@ -1,13 +1,14 @@
 """The Docker Compose stack, built and run for real (podman), checked as a user would: see scripts/compose-e2e.
 
-What the harness checks, with the sandbox override and three workers: `docker-compose config -q`
-on both files; 30 pictures copied into the mounted folder reach the board once each, in distinct
-cells, byte for byte and decodable, within 60 s; the dashboard is published on 127.0.0.1 only,
-answers 401 without the login and lists the queue and the workers; the healthchecks of the image
-server, watcher, workers, dashboard and metrics exporter pass; the image server, dashboard and
-exporter hold no Miro token; the exporter (127.0.0.1 only) counts every upload; a worker SIGKILLed in the middle
-of a job loses and doubles nothing; `down` (volumes kept) and `up` keep every item and upload what
-arrived meanwhile. The stack is removed afterwards, also on failure.
+What the harness checks, with the sandbox override and three workers: before anything is built, that
+containers find each other by name (test_container_dns.py: what happens when they cannot);
+`docker-compose config -q` on both files; 30 pictures copied into the mounted folder reach the board
+once each, in distinct cells, byte for byte and decodable, within 60 s; the dashboard is published on
+127.0.0.1 only, answers 401 without the login and lists the queue and the workers; the healthchecks of
+the image server, watcher, workers, dashboard and metrics exporter pass; the image server, dashboard
+and exporter hold no Miro token; the exporter (127.0.0.1 only) counts every upload; a worker SIGKILLed
+in the middle of a job loses and doubles nothing; `down` (volumes kept) and `up` keep every item and
+upload what arrived meanwhile. The stack is removed afterwards, also on failure.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def test_compose_stack_end_to_end(tmp_path):
             code = None
     output = log_path.read_text(errors="replace")
     assert code == 0, f"scripts/compose-e2e {'timed out' if code is None else f'exited {code}'}:\n{output[-6000:]}"
-    for point in ("config -q", "refused by name", "pictures on the board once each", "dashboard on 127.0.0.1 only",
-                  "healthchecks healthy", "no Miro token in the environment", "uploads counted across",
+    for point in ("containers reach each other by name", "config -q", "refused by name", "pictures on the board once each",
+                  "dashboard on 127.0.0.1 only", "healthchecks healthy", "no Miro token in the environment", "uploads counted across",
                   "nothing lost, nothing doubled", "earlier items kept"):
         assert point in output, f"the harness did not report {point!r}:\n{output[-3000:]}"
