@@ -22,6 +22,7 @@ from dotenv import dotenv_values
 
 MIRO_MAX_UPLOAD_BYTES = 6 * 1024 * 1024
 """Miro's limit for a multipart `resource` ("6 MB"); bytes."""
+MIRO_AUTHORIZE_URL = "https://miro.com/oauth/authorize"
 
 
 class SettingsError(ValueError):
@@ -98,17 +99,28 @@ class Settings:
     image_server_bind: str
     log_format: str
     log_level: str
+    miro_client_id: str = ""  # set: an app with expiring tokens (OAuth refresh), else the static token
+    miro_client_secret: str = field(default="", repr=False)
+    miro_refresh_token: str = field(default="", repr=False)  # seeds the shared pair when none is stored
+    miro_token_key: str | None = field(default=None, repr=False)  # Fernet key for the stored pair
+    miro_authorize_url: str = MIRO_AUTHORIZE_URL
     other_secrets: tuple[str, ...] = field(default=(), repr=False)
     """The values of :data:`OTHER_SECRETS` (other services' credentials), from the environment or `.env`."""
 
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never reach a log line, an error message or a job's arguments."""
-        found = [self.miro_access_token, self.url_signing_secret or "", *self.other_secrets]
+        found = [self.miro_access_token, self.url_signing_secret or "", self.miro_client_secret, self.miro_refresh_token,
+                 self.miro_token_key or "", *self.other_secrets]
         password = urlsplit(self.redis_url).password
         if password:
             found.append(password)
         return tuple(s for s in found if len(s) >= 4)
+
+    @property
+    def oauth(self) -> bool:
+        """An app with expiring tokens: the token pair is refreshed and shared through Redis."""
+        return bool(self.miro_client_id)
 
     @property
     def tunnel_configured(self) -> bool:
@@ -145,7 +157,15 @@ def load_settings(
     needs = set(needs)
     r = _Reader(env)
 
-    token = r.required("MIRO_ACCESS_TOKEN", "the Miro access token (Bearer) with boards:read and boards:write") if Need.MIRO in needs else env.get("MIRO_ACCESS_TOKEN", "")
+    client_id, client_secret, refresh_token = _oauth_client(env)
+    if Need.MIRO in needs and not client_id:
+        token = r.required("MIRO_ACCESS_TOKEN", "the Miro access token (Bearer) with boards:read and boards:write, "
+                                                "or MIRO_CLIENT_ID and MIRO_CLIENT_SECRET for an app with expiring tokens")
+    else:
+        token = env.get("MIRO_ACCESS_TOKEN", "")
+    token_key = env.get("MIRO_TOKEN_KEY")
+    if token_key is not None:
+        _check_fernet_key(token_key)
     board = r.required("MIRO_BOARD_ID", "the board id, the part after /app/board/ in the board's address") if Need.MIRO in needs else env.get("MIRO_BOARD_ID", "")
     if board and not _BOARD_ID.match(board):
         raise SettingsError("MIRO_BOARD_ID", f"is not a board id ({board!r}); copy the part after /app/board/ in the board's address, e.g. uXjVOabc123=")
@@ -210,8 +230,43 @@ def load_settings(
         image_server_bind=r.pattern("IMAGE_SERVER_BIND", r"^[^\s:]*:\d{1,5}$", "127.0.0.1:8000", "host:port"),
         log_format=log_format,
         log_level=log_level,
+        miro_client_id=client_id,
+        miro_client_secret=client_secret,
+        miro_refresh_token=refresh_token,
+        miro_token_key=token_key,
+        miro_authorize_url=r.url("MIRO_AUTHORIZE_URL", MIRO_AUTHORIZE_URL) or MIRO_AUTHORIZE_URL,
         other_secrets=tuple(env.get(name, "") for name in OTHER_SECRETS),
     )
+
+
+def _oauth_client(env: Mapping[str, str]) -> tuple[str, str, str]:
+    """MIRO_CLIENT_ID, MIRO_CLIENT_SECRET, MIRO_REFRESH_TOKEN: all or nothing of the first two."""
+    client_id = env.get("MIRO_CLIENT_ID", "").strip()
+    secret = env.get("MIRO_CLIENT_SECRET", "").strip()
+    refresh = env.get("MIRO_REFRESH_TOKEN", "").strip()
+    if client_id and not re.match(r"^[A-Za-z0-9_\-.]+$", client_id):
+        raise SettingsError("MIRO_CLIENT_ID", "is not a client id; copy the Client ID from the app's settings page (digits)")
+    if client_id and not secret:
+        raise SettingsError("MIRO_CLIENT_SECRET", "is not set; MIRO_CLIENT_ID is, and refreshing tokens needs both (the app's settings page)")
+    if secret and not client_id:
+        raise SettingsError("MIRO_CLIENT_ID", "is not set; MIRO_CLIENT_SECRET is, and refreshing tokens needs both (the app's settings page)")
+    if refresh and not client_id:
+        raise SettingsError("MIRO_CLIENT_ID", "is not set; MIRO_REFRESH_TOKEN can only be used with MIRO_CLIENT_ID and MIRO_CLIENT_SECRET")
+    if any(c.isspace() for c in secret + refresh):
+        name = "MIRO_CLIENT_SECRET" if any(c.isspace() for c in secret) else "MIRO_REFRESH_TOKEN"
+        raise SettingsError(name, "contains white space; paste the value alone")
+    return client_id, secret, refresh
+
+
+def _check_fernet_key(key: str) -> None:
+    try:
+        from cryptography.fernet import Fernet
+
+        Fernet(key.encode())
+    except (ValueError, TypeError):
+        # Never echo the value: it is a secret.
+        raise SettingsError("MIRO_TOKEN_KEY", "is not a Fernet key (32 bytes, url-safe base64); make one with "
+                                              "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`") from None
 
 
 def _prepare_folder(folder: Path, create: bool) -> Path:
