@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import redis
+
 from .miro import MiroApiError, MiroAuthError, MiroClient, MiroError, MiroNotFound
 from .settings import Settings
+from .tokens import MISSING_CODE, REFUSED_CODE, UNREADABLE_CODE, token_source
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,10 @@ class Verdict:
 
 
 def explain_auth(exc: MiroAuthError) -> str:
+    if exc.code in (REFUSED_CODE, MISSING_CODE, UNREADABLE_CODE):
+        return f"{exc.message}. Fix: run `miro-sync login` (jobs wait and resume by themselves once a new token pair is stored)"
+    if exc.code == "invalid_client":
+        return f"{exc.message} (Miro answered {exc.status} invalid_client)"
     if exc.status == 403:
         return (f"Miro answered 403 {exc.code}: the token lacks boards:read/boards:write, or the board is not shared "
                 "with its user; reinstall the app with both scopes")
@@ -28,8 +35,8 @@ def explain_auth(exc: MiroAuthError) -> str:
 
 
 def check_board(settings: Settings, client: MiroClient | None = None) -> Verdict:
-    client = client or MiroClient(settings.miro_api_url, settings.miro_access_token, timeout=10)
     try:
+        client = client or MiroClient(settings.miro_api_url, token_source(settings), timeout=10)
         board = client.get_board(settings.miro_board_id)
     except MiroAuthError as exc:
         return Verdict(False, True, explain_auth(exc))
@@ -41,4 +48,6 @@ def check_board(settings: Settings, client: MiroClient | None = None) -> Verdict
         return Verdict(False, fatal, f"Miro answered {exc.status} {exc.code}: {exc.message}")
     except MiroError as exc:
         return Verdict(False, False, f"cannot reach {settings.miro_api_url}: {exc}")
+    except redis.RedisError as exc:  # the shared token pair of an app with expiring tokens lives there
+        return Verdict(False, False, f"cannot read the stored Miro token from Redis ({type(exc).__name__})")
     return Verdict(True, False, f"token accepted; board {board.get('name') or settings.miro_board_id!r}")
