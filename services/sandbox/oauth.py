@@ -59,7 +59,10 @@ class OAuthAuthority:
         self._codes: dict[str, tuple[str, float]] = {}  # code -> (redirect_uri, expires_at)
         self._next_pair = 0
         self.refreshes = 0
+        self.refused = 0  # token requests answered invalid_grant
+        self.minted: list[str] = []  # every token ever handed out, for the tests' secret scan
         self.stall_until = 0.0
+        self.dropped = 0  # stalled token requests whose client left
         self.initial = self.mint()
 
     def mint(self) -> dict:
@@ -73,6 +76,7 @@ class OAuthAuthority:
         access, refresh = "sbx-at-" + secrets.token_urlsafe(24), "sbx-rt-" + secrets.token_urlsafe(24)
         self._access[access] = _Grant(now + self.access_ttl, self._next_pair)
         self._refresh[refresh] = _Grant(now + REFRESH_TTL, self._next_pair)
+        self.minted += [access, refresh]
         return {"user_id": USER_ID, "team_id": TEAM_ID, "access_token": access, "refresh_token": refresh,
                 "scope": " ".join(sorted(ALL_SCOPES)), "expires_in": int(self.access_ttl) if self.access_ttl >= 1 else self.access_ttl,
                 "token_type": "bearer"}
@@ -99,6 +103,7 @@ class OAuthAuthority:
         with self._lock:
             grant = self._refresh.pop(refresh_token, None)
             if grant is None or self.clock() >= grant.expires_at:
+                self.refused += 1
                 raise invalid_grant("The refresh token is invalid, expired, revoked or was already used")
             self._kill_pair(grant.pair_id)  # rotation: the old access token stops working too
             self.refreshes += 1
@@ -174,6 +179,7 @@ def _wait_while_stalled(auth: OAuthAuthority) -> None:
     sock = request.environ.get("werkzeug.socket")
     while auth.clock() < auth.stall_until:
         if sock is not None and _peer_gone(sock):
+            auth.dropped += 1
             raise ConnectionAbortedError("client left while its token request was stalled")
         time.sleep(0.05)
 
