@@ -92,7 +92,7 @@ def test_a_worker_killed_while_it_holds_the_refresh_lock_delays_the_others_by_se
 
     wait_for(lambda: refreshes(rig) == 1, LOCK_TTL + 10, what=lambda: "a live worker to refresh\n" + rig.tail())
     assert time.monotonic() - killed_at < LOCK_TTL + 5
-    rig.start_workers(1, name="respawn")
+    rig.start_worker("respawn")
     rig.wait_items(len(expected), timeout=60)
     rig.wait_idle(timeout=30)
     rig.assert_each_once(expected)
