@@ -62,6 +62,7 @@ def test_eight_workers_share_one_refresh_per_token_lifetime(rig_factory):
     rig.assert_each_once(expected)
     assert rig.failed_jobs() == 0
     count = refreshes(rig)
+    print(f"\n{len(expected)} pictures, 8 workers, {elapsed:.1f} s, {count} refreshes, token lifetime {TTL:g} s")
     # A pair is refreshed when a quarter of its life is left: one refresh per 3 s of traffic at most.
     assert elapsed / TTL - 1 <= count <= elapsed / (0.75 * TTL) + 2, (count, elapsed)
     assert rig.sandbox.oauth.refused == 0, "a refresh token was presented twice"
@@ -151,8 +152,9 @@ def test_a_revoked_refresh_token_holds_the_jobs_until_login(rig_factory, spawn):
 
     doctor = subprocess.run(MIRO_SYNC + ["doctor", "--skip-tunnel"], env={**os.environ, **rig.process_env()},
                             capture_output=True, text=True, timeout=60)
-    [line] = [ln for ln in doctor.stdout.splitlines() if ln.startswith("✘")]
-    assert "invalid_grant" in line and "miro-sync login" in line and doctor.returncode == 1
+    failed = [ln for ln in doctor.stdout.splitlines() if ln.startswith("✘")]
+    assert [ln.split(":")[0] for ln in failed] == ["✘ miro token pair", "✘ miro token and board"], doctor.stdout
+    assert all("invalid_grant" in ln and "miro-sync login" in ln for ln in failed) and doctor.returncode == 1
 
     login = spawn(MIRO_SYNC + ["login", "--port", "0"], "login", env=rig.process_env(LOG_FORMAT="json"))
     url = wait_for(lambda: next((ln.strip() for ln in read(login).splitlines() if "/oauth/authorize?" in ln), None), 20,
