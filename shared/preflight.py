@@ -20,6 +20,7 @@ class Verdict:
     ok: bool
     fatal: bool  # a person must change a setting; retrying cannot help
     detail: str
+    login: bool = False  # no usable stored token pair: `miro-sync login` fixes it, no restart needed
 
 
 def explain_auth(exc: MiroAuthError) -> str:
@@ -39,6 +40,8 @@ def check_board(settings: Settings, client: MiroClient | None = None) -> Verdict
         client = client or MiroClient(settings.miro_api_url, token_source(settings), timeout=10)
         board = client.get_board(settings.miro_board_id)
     except MiroAuthError as exc:
+        if exc.code in (REFUSED_CODE, MISSING_CODE, UNREADABLE_CODE):
+            return Verdict(False, False, explain_auth(exc), login=True)
         return Verdict(False, True, explain_auth(exc))
     except MiroNotFound:
         return Verdict(False, True, f"board {settings.miro_board_id!r} not found (404): copy MIRO_BOARD_ID from the "

@@ -46,6 +46,8 @@ LOCK_TTL = 10.0
 WAIT_LIMIT = 3 * LOCK_TTL
 """A process waiting for another's refresh gives up (a retryable error) after this many seconds."""
 WAIT_POLL = 0.05
+STORE_RETRY_SECONDS = 5.0
+"""How long a refreshed pair's write is retried while Redis does not answer."""
 
 REFUSED_CODE = "invalid_grant"
 MISSING_CODE = "noStoredToken"
@@ -237,7 +239,7 @@ class RefreshingToken(TokenSource):
         except OAuthUnavailable as exc:
             raise MiroTransportError(f"token refresh failed: {exc}") from None
         register_secrets((pair.access_token, pair.refresh_token))
-        generation = self.store.replace(latest.generation, pair)
+        generation = self._store_refreshed(latest.generation, pair)
         if not generation:
             log.warning("oauth.refresh_superseded", note="a pair stored meanwhile (login) is kept")
         else:
@@ -246,6 +248,20 @@ class RefreshingToken(TokenSource):
         if newest is None:
             raise MiroAuthError("the stored Miro token was deleted; run `miro-sync login`", status=401, code=MISSING_CODE)
         return self._usable(newest)
+
+
+    def _store_refreshed(self, seen_generation: int, pair: TokenPair) -> int:
+        # Miro has already killed the old pair: this one must reach Redis, or nobody can refresh again.
+        deadline = time.monotonic() + STORE_RETRY_SECONDS
+        while True:
+            try:
+                return self.store.replace(seen_generation, pair)
+            except redis.RedisError as exc:
+                if time.monotonic() > deadline:
+                    log.error("oauth.store_failed", error=type(exc).__name__,
+                              action="the refreshed pair is lost; if workers hold, run `miro-sync login`")
+                    raise
+                time.sleep(0.2)
 
 
 def refused_error() -> MiroAuthError:
