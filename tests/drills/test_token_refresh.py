@@ -169,3 +169,24 @@ def test_a_revoked_refresh_token_holds_the_jobs_until_login(rig_factory, spawn):
     rig.assert_each_once(expected)
     assert rig.failed_jobs() == 0
     rig.stop_all_cleanly()
+
+
+def test_a_worker_started_before_login_holds_and_resumes_after_it(rig_factory, spawn):
+    rig = oauth_rig(rig_factory)
+    rig.env.update({"MIRO_REFRESH_TOKEN": "", "MIRO_ACCESS_TOKEN": ""})  # a fresh install: nothing but the client
+    rig.start_watcher()
+    [worker] = rig.start_workers(1)
+    [held] = rig.events("miro.token_refused")
+    assert "miro-sync login" in held["reason"] and worker.alive()
+    expected = rig.drop(3)
+    wait_for(lambda: len(rig.events("file.queued")) == 3, 20, what="the files to be queued")
+    login = spawn(MIRO_SYNC + ["login", "--port", "0"], "login-first", env=rig.process_env())
+    url = wait_for(lambda: next((ln.strip() for ln in read(login).splitlines() if "/oauth/authorize?" in ln), None), 20,
+                   what="the authorize address")
+    assert requests.get(url, timeout=10).status_code == 200
+    assert login.popen.wait(20) == 0, read(login)
+    rig.wait_items(3, timeout=30)
+    rig.wait_idle()
+    rig.assert_each_once(expected)
+    assert rig.failed_jobs() == 0
+    rig.stop_all_cleanly()
