@@ -47,7 +47,8 @@ def test_env_seeds_the_store_only_when_nothing_is_stored(sb, redis_url):
     assert sb.stats()["refreshes"] == 1 and token != first["access_token"]
     # A restart with the same (now dead) .env: the stored pair is used, the dead one never sent.
     again = source(sb, redis_url, seed=seed_of(first["refresh_token"]))
-    assert again.current() == token
+    assert again.current() == token and again.current() == token
+    assert again.store.read().pair.source is PairSource.REFRESH
     assert sb.oauth.refused == 0
 
 
@@ -132,7 +133,7 @@ def test_a_dead_lock_holder_delays_the_others_by_the_lock_ttl_only(sb, redis_url
     token = source(sb, redis_url).current()
     waited = time.monotonic() - started
     assert token and sb.stats()["refreshes"] == 1
-    assert LOCK_TTL - 1 < waited < LOCK_TTL + 3
+    assert LOCK_TTL - 1 < waited < 15, waited  # seconds, not minutes
 
 
 def test_writes_are_fenced_by_the_generation(sb, redis_url):
