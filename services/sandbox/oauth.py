@@ -63,6 +63,7 @@ class OAuthAuthority:
         self.minted: list[str] = []  # every token ever handed out, for the tests' secret scan
         self.stall_until = 0.0
         self.dropped = 0  # stalled token requests whose client left
+        self.stalled = 0  # token requests waiting in a stall right now
         self.initial = self.mint()
 
     def mint(self) -> dict:
@@ -157,9 +158,9 @@ def token():
     auth = authority()
     if auth is None:
         raise ApiError(404, "notFound", "OAuth is off in this sandbox (start it with --oauth-client ID:SECRET)")
+    params = request.values  # query string or form body; read first, so that only a hang-up is left to see
     if _client_left_while_stalled(auth):
         return Response(status=204)  # nobody reads it: the socket is gone
-    params = request.values  # query string or form body
     auth.check_client(params.get("client_id"), params.get("client_secret"))
     grant_type = params.get("grant_type")
     if grant_type == "refresh_token":
@@ -178,12 +179,16 @@ def _client_left_while_stalled(auth: OAuthAuthority) -> bool:
     """A stall (``/_sandbox/oauth/stall``) holds token requests as a stuck network path would. A
     request whose client hung up meanwhile never reaches the token service: it is dropped unread."""
     sock = request.environ.get("werkzeug.socket")
-    while auth.clock() < auth.stall_until:
-        if sock is not None and _peer_gone(sock):
-            auth.dropped += 1
-            return True
-        time.sleep(0.05)
-    return False
+    auth.stalled += 1
+    try:
+        while auth.clock() < auth.stall_until:
+            if sock is not None and _peer_gone(sock):
+                auth.dropped += 1
+                return True
+            time.sleep(0.05)
+        return False
+    finally:
+        auth.stalled -= 1
 
 
 def _peer_gone(sock: socket.socket) -> bool:

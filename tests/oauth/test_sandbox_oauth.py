@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -115,7 +116,12 @@ def test_a_stalled_token_request_whose_client_left_is_never_processed(sb):
     sb.stall_oauth(1.0)
     with socket.create_connection((sb.host, sb.port)) as s:
         query = f"grant_type=refresh_token&client_id={CLIENT[0]}&client_secret={CLIENT[1]}&refresh_token={first['refresh_token']}"
-        s.sendall(f"POST /v1/oauth/token?{query} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode())
+        # Headers and form body in two writes, as requests sends them.
+        s.sendall(f"POST /v1/oauth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                  f"Content-Length: {len(query)}\r\n\r\n".encode())
+        time.sleep(0.2)
+        s.sendall(query.encode())
+        wait_for(lambda: sb.oauth.stalled == 1, 10, what="the request to wait in the stall")
     wait_for(lambda: sb.oauth.dropped == 1, 10, what="the stalled request to be dropped")
     sb.stall_oauth(0)
     # After the stall, the refresh token is still the live one: the dropped request did nothing.
