@@ -19,6 +19,7 @@ COMMANDS = {
     "serve": ("services.image_server.main", "serve images by signed URL (gunicorn)"),
     "sandbox": ("services.sandbox.main", "run the local Miro API and ngrok agent stand-ins"),
     "up": ("services.up", "run the whole stack as local processes"),
+    "login": ("services.login", "authorize an app with expiring tokens (Miro OAuth) and store its token pair"),
     "doctor": ("services.doctor", "check settings, Redis, folder, token, board and tunnel"),
     "dashboard": ("services.dashboard", "run rq-dashboard on the project's queue (JSON serializer)"),
     "status": ("services.status", "what is synced, queued, failed, rejected or held; workers, credits, tunnel"),

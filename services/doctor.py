@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -22,6 +23,8 @@ import redis
 from shared.log import register_secrets
 from shared.preflight import check_board
 from shared.settings import Need, Settings, SettingsError, WatchMode, load_env, load_settings
+from shared.tokenpair import PairState, UnreadablePair
+from shared.tokens import token_store
 from shared.tunnel import TunnelState
 
 
@@ -96,6 +99,32 @@ def check_folder(settings: Settings) -> Check:
     return Check("watch folder", True, f"{folder} readable and watchable (inotify)")
 
 
+def check_token_pair(settings: Settings) -> Check:
+    """An app with expiring tokens: is a usable pair stored? (Read only: nothing is refreshed here.)"""
+    name = "miro token pair"
+    try:
+        client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
+        store = token_store(settings, client)
+        stored = store.read()
+    except UnreadablePair as exc:
+        return Check(name, False, f"{exc}; or run `miro-sync login` to store a new pair")
+    except redis.RedisError as exc:
+        return Check(name, False, f"cannot read it from Redis ({type(exc).__name__})")
+    if stored is None:
+        if settings.miro_refresh_token:
+            return Check(name, True, "none stored yet; MIRO_REFRESH_TOKEN seeds it at first use")
+        return Check(name, False, "none stored and MIRO_REFRESH_TOKEN is not set: run `miro-sync login`")
+    if stored.state is PairState.REFUSED:
+        return Check(name, False, "Miro refused the stored refresh token (invalid_grant): run `miro-sync login`; "
+                                  "held jobs resume by themselves once it has")
+    left = stored.pair.seconds_left(time.time())
+    expiry = "of unknown expiry (used until Miro refuses it)" if left is None else (
+        f"expires in {left:.0f} s" if left > 0 else "expired (the next call refreshes it)")
+    at_rest = "encrypted (MIRO_TOKEN_KEY)" if store.codec.encrypted else "not encrypted (MIRO_TOKEN_KEY unset)"
+    return Check(name, True, f"stored (generation {stored.generation}, from {stored.pair.source.value}), access token {expiry}, "
+                             f"{at_rest}; refreshed automatically")
+
+
 def check_miro(settings: Settings) -> Check:
     verdict = check_board(settings)
     return Check("miro token and board", verdict.ok, verdict.detail)
@@ -114,6 +143,7 @@ def check_tunnel(settings: Settings) -> Check:
 STEPS: list[tuple[str, Callable[[Settings], Check], tuple[str, ...]]] = [
     ("redis", check_redis, ()),
     ("watch folder", check_folder, ("WATCH_FOLDER",)),
+    ("miro token pair", check_token_pair, ()),  # only for an app with expiring tokens
     ("miro token and board", check_miro, ("MIRO_ACCESS_TOKEN", "MIRO_BOARD_ID")),
     ("tunnel", check_tunnel, ()),
 ]
@@ -146,9 +176,11 @@ def run(args: argparse.Namespace) -> int:
     print(first.line(), flush=True)
     env = load_env()
     for name, step, needs in STEPS:
-        if name == "tunnel" and args.skip_tunnel:
+        oauth = settings is not None and settings.oauth
+        if (name == "tunnel" and args.skip_tunnel) or (name == "miro token pair" and not oauth):
             continue
-        missing = [n for n in needs if not env.get(n, "").strip()]
+        # An app with expiring tokens has its access token in Redis, not in the settings.
+        missing = [n for n in needs if not env.get(n, "").strip() and not (oauth and n == "MIRO_ACCESS_TOKEN")]
         if settings is None:
             check = Check(name, False, "not checked: fix the settings first")
         elif missing:

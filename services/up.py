@@ -213,6 +213,8 @@ def run(args: argparse.Namespace) -> int:
         if env.get("MIRO_ACCESS_TOKEN", SANDBOX_TOKEN) != SANDBOX_TOKEN:
             log.info("sandbox.token", note="MIRO_ACCESS_TOKEN is not used with --sandbox; the stand-in's own token is")
         env["MIRO_ACCESS_TOKEN"] = SANDBOX_TOKEN
+        for name in ("MIRO_CLIENT_ID", "MIRO_CLIENT_SECRET", "MIRO_REFRESH_TOKEN"):  # nor does an OAuth app's
+            env[name] = ""  # empty counts as unset, also over the .env file the children read
         env.setdefault("MIRO_BOARD_ID", SANDBOX_BOARD)
         env["MIRO_API_URL"] = sandbox_url
         if not args.no_tunnel:

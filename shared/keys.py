@@ -81,6 +81,11 @@ MIRO_FAILING = f"{PREFIX}:miro:failing"
 MIRO_RECOVERED = f"{PREFIX}:miro:recovered"
 """String with TTL: set by the first success after a failure, or when the token works again: the
 next upkeep tick promotes every waiting retry."""
+OAUTH_PAIR = f"{PREFIX}:oauth:pair"
+"""Hash {generation, state, pair}: the current Miro token pair (JSON, or Fernet-encrypted JSON) of
+an app with expiring tokens. ``generation`` grows with every stored pair and fences the writes."""
+OAUTH_LOCK = f"{PREFIX}:oauth:refresh-lock"
+"""String with a short TTL: the one process allowed to refresh the pair right now."""
 
 
 def verify_pending(board_id: str) -> str:

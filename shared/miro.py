@@ -20,6 +20,10 @@ Every failure reaches the caller as one of these (callers choose retry or not by
 
 The token travels only in the ``Authorization`` header of requests to the API's own origin; it is
 masked out of every exception message and context, so an error can be logged or stored as is.
+
+The token comes from a :class:`TokenSource`: a plain string is a :class:`StaticToken`; an app with
+expiring tokens passes :class:`shared.tokens.RefreshingToken`. Every request asks the source for
+the token in one place (``_send``); a 401 from a renewable source gets one refresh and one retry.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from .log import get_logger
+from .log import get_logger, redact
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -51,6 +55,8 @@ __all__ = [
     "MiroServerError",
     "MiroTransportError",
     "RateInfo",
+    "StaticToken",
+    "TokenSource",
     "process_session",
     "user_agent",
 ]
@@ -258,6 +264,37 @@ class _BearerAuth(requests.auth.AuthBase):
         return "_BearerAuth(***)"
 
 
+# --- where the token comes from ------------------------------------------------------------------
+
+
+class TokenSource:
+    """Gives the access token for each request. ``renewable`` sources can replace a refused one."""
+
+    renewable: bool = False
+
+    def current(self) -> str:
+        """A token believed valid now. May raise :class:`MiroAuthError` (no usable token) or
+        :class:`MiroTransportError` (the token service is unreachable for now)."""
+        raise NotImplementedError
+
+    def rejected(self, token: str) -> str | None:
+        """Miro answered 401 to ``token``: a new token to retry with, or None when there is none."""
+        return None
+
+
+class StaticToken(TokenSource):
+    """One token for ever (a non-expiring Miro token, ``MIRO_ACCESS_TOKEN``)."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def __repr__(self) -> str:
+        return "StaticToken(***)"
+
+    def current(self) -> str:
+        return self.token
+
+
 # --- the client ----------------------------------------------------------------------------------
 
 
@@ -267,7 +304,7 @@ class MiroClient:
     def __init__(
         self,
         base_url: str,
-        token: str,
+        token: str | TokenSource,
         timeout: float | tuple[float, float] = 30,
         session: requests.Session | None = None,
         on_rate: Callable[[RateInfo], None] | None = None,
@@ -276,8 +313,7 @@ class MiroClient:
             raise ValueError("MiroClient needs an access token")
         self.base_url = base_url.rstrip("/")
         self._origin = _origin(self.base_url)
-        self._token = token
-        self._auth = _BearerAuth(token)
+        self.tokens = StaticToken(token) if isinstance(token, str) else token
         self.timeout = timeout if isinstance(timeout, tuple) else (min(CONNECT_TIMEOUT, timeout), timeout)
         self.session = session or process_session()
         self.on_rate = on_rate
@@ -409,17 +445,26 @@ class MiroClient:
 
     def _send(self, method: str, url: str, accept: str | None = None, **kwargs: Any) -> requests.Response:
         headers = self._headers if accept is None else {**self._headers, "Accept": accept}
-        try:
-            response = self.session.request(method, url, headers=headers, auth=self._auth, timeout=self.timeout, **kwargs)
-        except requests.RequestException as exc:
-            detail = self._redact(str(exc))[:300]
-            raise MiroTransportError(f"{_transport_kind(exc)}: {detail}", method=method, path=_path_of(url)) from exc
+        token = self.tokens.current()
+        response = self._request(method, url, headers, token, kwargs)
+        if response.status_code == 401 and self.tokens.renewable:
+            # Miro checks the token before doing anything, so resending after a 401 cannot do the work twice.
+            fresh = self.tokens.rejected(token)
+            if fresh and fresh != token:
+                response = self._request(method, url, headers, fresh, kwargs)
         for hop in (*response.history, response):
             rate = RateInfo.from_headers(hop.headers)
             self._report_rate(rate)
         if response.status_code >= 300:
             raise self._api_error(method, response, rate)
         return response
+
+    def _request(self, method: str, url: str, headers: dict[str, str], token: str, kwargs: dict[str, Any]) -> requests.Response:
+        try:
+            return self.session.request(method, url, headers=headers, auth=_BearerAuth(token), timeout=self.timeout, **kwargs)
+        except requests.RequestException as exc:
+            detail = self._redact(str(exc))[:300]
+            raise MiroTransportError(f"{_transport_kind(exc)}: {detail}", method=method, path=_path_of(url)) from exc
 
     def _report_rate(self, rate: RateInfo) -> None:
         if self.on_rate is None:
@@ -461,7 +506,9 @@ class MiroClient:
         return self._redact(text) or "(empty)"
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._token, "***")
+        # Rotated tokens are registered with the log's masker as they are read (shared.tokens).
+        static = self.tokens.token if isinstance(self.tokens, StaticToken) else None
+        return redact(text.replace(static, "***") if static else text)
 
     def _redact_deep(self, value: Any) -> Any:
         if isinstance(value, str):

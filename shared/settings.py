@@ -38,6 +38,7 @@ from dotenv import dotenv_values
 
 MIRO_MAX_UPLOAD_BYTES = 6 * 1024 * 1024
 """Miro's limit for a multipart `resource` ("6 MB"); bytes."""
+MIRO_AUTHORIZE_URL = "https://miro.com/oauth/authorize"
 
 
 class SettingsError(ValueError):
@@ -103,6 +104,7 @@ class Section:
 
 
 REQUIRED = Section("required")
+OAUTH_APP = Section("an app with expiring tokens (instead of MIRO_ACCESS_TOKEN)")
 COMPOSE = Section("Docker Compose only")
 CONNECTIONS = Section("connections")
 ROUTE = Section("how pictures reach Miro")
@@ -110,7 +112,7 @@ WATCHING = Section("watching")
 LAYOUT = Section("layout on the board", "A grid of equal cells, filled row by row from the origin (board units; the board centre is 0,0).")
 QUEUE = Section("queue, retries and Miro's rate limit")
 SERVER_AND_LOGS = Section("image server and logs")
-SECTIONS = (REQUIRED, COMPOSE, CONNECTIONS, ROUTE, WATCHING, LAYOUT, QUEUE, SERVER_AND_LOGS)
+SECTIONS = (REQUIRED, OAUTH_APP, COMPOSE, CONNECTIONS, ROUTE, WATCHING, LAYOUT, QUEUE, SERVER_AND_LOGS)
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,16 @@ class Grid:
     origin_y: int = setting("GRID_ORIGIN_Y", "Board y of the grid's top edge.", LAYOUT, default=0)
 
 
-_TOKEN_DOC = "A Miro access token with boards:read and boards:write (Miro app settings, \"Install app and get OAuth token\")."
+_TOKEN_DOC = """A Miro access token with boards:read and boards:write (Miro app settings, "Install app and get OAuth token").
+An app created with expiring tokens: set the three MIRO_CLIENT_*/MIRO_REFRESH_TOKEN lines below instead."""
+_TOKEN_EXPECTED = ("the Miro access token (Bearer) with boards:read and boards:write, "
+                   "or MIRO_CLIENT_ID and MIRO_CLIENT_SECRET for an app with expiring tokens")
+_CLIENT_DOC = """Client ID and Client secret from the app's settings page. With these set, the token pair is refreshed
+automatically (one refresh for all workers) and kept in Redis; run `miro-sync login` once to store a pair."""
+_REFRESH_DOC = """Optional: a refresh token you already have (with MIRO_ACCESS_TOKEN as its access token, if you have it).
+Used only when no pair is stored yet: after the first refresh it is dead and the stored pair is used."""
+_TOKEN_KEY_DOC = """Optional: encrypt the stored pair in Redis with this Fernet key; every service needs the same key. Make one with
+  python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"""
 _UPLOAD_MODE_DOC = """auto: upload the bytes (multipart, up to 6 MB); larger images go by URL through the tunnel when one
       works, else are downscaled to fit. file: always upload bytes. url: always let Miro fetch a signed URL
       (verified; repaired by upload when Miro got ngrok's warning page instead of the picture)."""
@@ -179,8 +190,7 @@ class Settings:
     """Every setting, in the order `.env.example` lists them within each section."""
 
     miro_access_token: str = setting(
-        "MIRO_ACCESS_TOKEN", _TOKEN_DOC, REQUIRED, default="", needed_by=Need.MIRO, secret=True,
-        expected="the Miro access token (Bearer) with boards:read and boards:write",
+        "MIRO_ACCESS_TOKEN", _TOKEN_DOC, REQUIRED, default="", secret=True,  # required unless MIRO_CLIENT_ID: see load_settings
     )
     miro_board_id: str = setting(
         "MIRO_BOARD_ID", "The board id: the part after /app/board/ in the board's address, e.g. uXjVOabc123=", REQUIRED,
@@ -189,6 +199,17 @@ class Settings:
     watch_folder: Path = setting(
         "WATCH_FOLDER", "The folder to watch (created if missing). Docker Compose sets it itself (/data/inbox): use WATCH_FOLDER_HOST there.",
         REQUIRED, default=Path("."), needed_by=Need.FOLDER, expected="the folder to watch for images (a path)", example="./inbox",
+    )
+    miro_client_id: str = setting(
+        "MIRO_CLIENT_ID", _CLIENT_DOC, OAUTH_APP, default="", pattern=r"^[A-Za-z0-9_\-.]+$",
+        expected="a client id; copy the Client ID from the app's settings page (digits)",
+    )
+    miro_client_secret: str = setting("MIRO_CLIENT_SECRET", "", OAUTH_APP, default="", secret=True)
+    miro_refresh_token: str = setting("MIRO_REFRESH_TOKEN", _REFRESH_DOC, OAUTH_APP, default="", secret=True)
+    miro_token_key: str | None = setting("MIRO_TOKEN_KEY", _TOKEN_KEY_DOC, OAUTH_APP, default=None, secret=True)
+    miro_authorize_url: str = setting(
+        "MIRO_AUTHORIZE_URL", "Where `miro-sync login` sends you to approve the app (the sandbox serves its own at MIRO_API_URL/oauth/authorize).",
+        OAUTH_APP, default=MIRO_AUTHORIZE_URL, check=Check.URL,
     )
     redis_url: str = setting(
         "REDIS_URL", "Redis holding the queue and the ledger (use AOF persistence). Put a password in the URL if it has one.",
@@ -269,11 +290,17 @@ class Settings:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never reach a log line, an error message or a job's arguments."""
-        found = [self.miro_access_token, self.url_signing_secret or "", *self.other_secrets]
+        found = [self.miro_access_token, self.url_signing_secret or "", self.miro_client_secret, self.miro_refresh_token,
+                 self.miro_token_key or "", *self.other_secrets]
         password = urlsplit(self.redis_url).password
         if password:
             found.append(password)
         return tuple(s for s in found if len(s) >= 4)
+
+    @property
+    def oauth(self) -> bool:
+        """An app with expiring tokens: the token pair is refreshed and shared through Redis."""
+        return bool(self.miro_client_id)
 
     @property
     def tunnel_configured(self) -> bool:
@@ -353,7 +380,13 @@ def load_settings(
     env = load_env(environ)
     needs = set(needs)
     r = _Reader(env, needs)
+    # Checked first, so a service with nothing set names the token before anything else.
+    _check_oauth_client(env)
+    if Need.MIRO in needs and not env.get("MIRO_CLIENT_ID", "").strip():
+        r.required("MIRO_ACCESS_TOKEN", _TOKEN_EXPECTED)
     values = {f.name: r.read(var, kind) for f, var, kind in declared(Settings)}
+    if values["miro_token_key"] is not None:
+        _check_fernet_key(values["miro_token_key"])
     grid = Grid(**{f.name: r.read(var, kind) for f, var, kind in declared(Grid)})
 
     board = values["miro_board_id"]
@@ -372,6 +405,33 @@ def load_settings(
     if Need.FOLDER in needs:
         values["watch_folder"] = _prepare_folder(values["watch_folder"], create_folder)
     return Settings(**values, grid=grid, other_secrets=tuple(env.get(name, "") for name in OTHER_SECRETS))
+
+
+def _check_oauth_client(env: Mapping[str, str]) -> None:
+    """MIRO_CLIENT_ID, MIRO_CLIENT_SECRET, MIRO_REFRESH_TOKEN: all or nothing of the first two."""
+    client_id = env.get("MIRO_CLIENT_ID", "").strip()
+    secret = env.get("MIRO_CLIENT_SECRET", "").strip()
+    refresh = env.get("MIRO_REFRESH_TOKEN", "").strip()
+    if client_id and not secret:
+        raise SettingsError("MIRO_CLIENT_SECRET", "is not set; MIRO_CLIENT_ID is, and refreshing tokens needs both (the app's settings page)")
+    if secret and not client_id:
+        raise SettingsError("MIRO_CLIENT_ID", "is not set; MIRO_CLIENT_SECRET is, and refreshing tokens needs both (the app's settings page)")
+    if refresh and not client_id:
+        raise SettingsError("MIRO_CLIENT_ID", "is not set; MIRO_REFRESH_TOKEN can only be used with MIRO_CLIENT_ID and MIRO_CLIENT_SECRET")
+    for name, value in (("MIRO_CLIENT_SECRET", secret), ("MIRO_REFRESH_TOKEN", refresh)):
+        if any(c.isspace() for c in value):
+            raise SettingsError(name, "contains white space; paste the value alone")  # never echoed: a secret
+
+
+def _check_fernet_key(key: str) -> None:
+    from cryptography.fernet import Fernet  # only where a key is set
+
+    try:
+        Fernet(key.encode())
+    except (ValueError, TypeError):
+        # Never echo the value: it is a secret.
+        raise SettingsError("MIRO_TOKEN_KEY", "is not a Fernet key (32 bytes, url-safe base64); make one with "
+                                              "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`") from None
 
 
 def _prepare_folder(folder: Path, create: bool) -> Path:

@@ -73,7 +73,11 @@ def requests_log():
 
 @bp.get("/_sandbox/stats")
 def stats():
-    return jsonify(sandbox().traffic.stats())
+    sb = sandbox()
+    counts = sb.traffic.stats()
+    if sb.oauth is not None:
+        counts.setdefault("refreshes", 0)
+    return jsonify(counts)
 
 
 @bp.get("/_sandbox/faults")

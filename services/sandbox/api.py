@@ -18,9 +18,10 @@ from werkzeug.exceptions import HTTPException
 from shared.log import get_logger
 
 from . import bodies, errors, geometry, render, resources
-from .config import LEVEL_1, LEVEL_2, LEVEL_3, READ, WRITE
+from .config import ALL_SCOPES, LEVEL_1, LEVEL_2, LEVEL_3, READ, WRITE
 from .errors import ApiError, invalid
 from .fetcher import fetch
+from .oauth import OAUTH_USER
 from .images import inspect
 from .store import Fetch, Item
 
@@ -58,9 +59,16 @@ def authenticate() -> None:
     token = _bearer()
     if not token:
         raise errors.token_not_provided()
-    if token not in sb.config.tokens:
+    if token in sb.config.tokens:
+        g.token, g.scopes = token, sb.config.tokens[token]
+        return
+    if sb.oauth is None or not sb.oauth.knows(token):
         raise errors.token_not_found()
-    g.token = token
+    refused = sb.oauth.access_error(token)
+    if refused is not None:
+        raise refused
+    # Every OAuth token is the same user and app: Miro's credit budget does not restart on a refresh.
+    g.token, g.scopes = OAUTH_USER, ALL_SCOPES
 
 
 def _bearer() -> str | None:
@@ -80,7 +88,7 @@ def operation(level: int | None, scope: str) -> Callable:
                 allowed, g.rate = sb.credits.charge(g.token, level)
                 if not allowed:
                     raise errors.too_many_requests()
-            if scope not in sb.config.tokens[g.token]:
+            if scope not in g.scopes:
                 raise errors.insufficient_permissions(scope)
             if not sb.store.has_board(board_id):
                 raise errors.not_found("Board")

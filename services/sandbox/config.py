@@ -35,6 +35,9 @@ FETCH_TIMEOUT = 10.0
 FETCH_MAX_BYTES = 32 * 1024 * 1024
 """The fetcher stops reading a URL after this many bytes (Miro's real cap is unknown)."""
 
+ACCESS_TOKEN_TTL = 3599.0
+"""Seconds an OAuth access token lives (Miro's ``expires_in``)."""
+
 REQUEST_LOG_SIZE = 10_000
 """How many API requests `/_sandbox/requests` keeps (oldest dropped first)."""
 
@@ -56,6 +59,9 @@ class SandboxConfig:
     latency_ms: int = 0
     state_path: str | None = None
     max_resource_bytes: int = MAX_RESOURCE_BYTES
+    oauth_client: tuple[str, str] | None = None
+    """(client id, secret): turns on Miro's OAuth side, expiring and rotating tokens (``oauth.py``)."""
+    access_token_ttl: float = ACCESS_TOKEN_TTL
 
     def __post_init__(self) -> None:
         if not self.tokens:
@@ -68,5 +74,7 @@ class SandboxConfig:
                 raise ValueError(f"tokens: unknown scope {sorted(unknown)} for a token; use {sorted(ALL_SCOPES)}")
         if self.credit_window_seconds <= 0:
             raise ValueError("credit_window_seconds: must be positive")
+        if self.access_token_ttl <= 0:
+            raise ValueError("access_token_ttl: must be positive")
         if self.credits_per_minute < 0:
             raise ValueError("credits_per_minute: negative numbers are not allowed")

@@ -53,6 +53,18 @@ class SandboxControl:
     def clear_faults(self) -> dict[str, Any]:
         return self._call("DELETE", "/_sandbox/faults")
 
+    def oauth_initial(self) -> dict[str, str]:
+        """The pair the sandbox minted at start: ``{"access_token", "refresh_token"}``."""
+        return self._call("GET", "/_sandbox/oauth/initial")
+
+    def revoke_oauth(self) -> int:
+        """Kill every live OAuth pair, as a person removing the app does; returns how many."""
+        return self._call("POST", "/_sandbox/oauth/revoke")["revoked"]
+
+    def stall_oauth(self, seconds: float) -> None:
+        """Hold token requests for ``seconds``; a request whose client hangs up meanwhile is dropped unread."""
+        self._call("POST", "/_sandbox/oauth/stall", json={"seconds": seconds})
+
     def reset(self) -> None:
         self._call("POST", "/_sandbox/reset")
 

@@ -14,7 +14,7 @@ from typing import Any
 from shared import log as shared_log
 
 from . import tunnel
-from .config import (ALL_SCOPES, CHROME_USER_AGENT, CREDITS_PER_MINUTE, DEFAULT_BOARD, DEFAULT_HOST, DEFAULT_PORT,
+from .config import (ACCESS_TOKEN_TTL, ALL_SCOPES, CHROME_USER_AGENT, CREDITS_PER_MINUTE, DEFAULT_BOARD, DEFAULT_HOST, DEFAULT_PORT,
                      DEFAULT_TOKEN, FETCH_TIMEOUT, SandboxConfig)
 
 SCOPE_SHORTHANDS = {"read": "boards:read", "write": "boards:write"}
@@ -34,6 +34,14 @@ def parse_token(value: str) -> tuple[str, set[str]]:
     return token, scopes
 
 
+def parse_client(value: str) -> tuple[str, str]:
+    """``CLIENT_ID:CLIENT_SECRET`` of the one OAuth app the sandbox knows."""
+    client_id, _, secret = value.partition(":")
+    if not client_id or not secret:
+        raise argparse.ArgumentTypeError(f"expected CLIENT_ID:CLIENT_SECRET, got {value.partition(':')[0]!r}:…")
+    return client_id, secret
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT,
                         help=f"port of the Miro API (/v2/...) and the board pages (default {DEFAULT_PORT})")
@@ -50,6 +58,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--credits-per-minute", type=int, default=CREDITS_PER_MINUTE,
                         help=f"rate-limit budget per token and minute (default {CREDITS_PER_MINUTE})")
     parser.add_argument("--latency-ms", type=int, default=0, help="delay every API request by this much (default 0)")
+    parser.add_argument("--oauth-client", type=parse_client, metavar="ID:SECRET",
+                        help="turn on Miro's OAuth side for this app: /oauth/authorize, POST /v1/oauth/token, "
+                             "expiring access tokens and rotating refresh tokens; a first pair is minted and printed")
+    parser.add_argument("--access-token-ttl", type=float, default=ACCESS_TOKEN_TTL, metavar="SECONDS",
+                        help=f"lifetime of an OAuth access token (default {ACCESS_TOKEN_TTL:g}, as Miro)")
     parser.add_argument("--state", metavar="FILE", help="keep the boards in FILE (and FILE.blobs/) across restarts")
     tunnel.add_arguments(parser)  # --tunnel-port, --tunnel-api-port, --tunnel-upstream, --tunnel-mode, ...
 
@@ -68,7 +81,8 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
     tokens = dict(args.token) if args.token else {DEFAULT_TOKEN: set(ALL_SCOPES)}
     return SandboxConfig(port=args.port, host=args.host, tokens=tokens, boards=args.board or [DEFAULT_BOARD],
                          fetch_user_agent=args.fetch_user_agent, fetch_timeout=args.fetch_timeout,
-                         credits_per_minute=args.credits_per_minute, latency_ms=args.latency_ms, state_path=args.state)
+                         credits_per_minute=args.credits_per_minute, latency_ms=args.latency_ms, state_path=args.state,
+                         oauth_client=args.oauth_client, access_token_ttl=args.access_token_ttl)
 
 
 def describe(handle: Any, config: SandboxConfig) -> str:
@@ -77,6 +91,13 @@ def describe(handle: Any, config: SandboxConfig) -> str:
         lines.append(f"  token: {token}   ({', '.join(sorted(scopes))})")
     for board in config.boards:
         lines.append(f"  board: {board}   page: {handle.board_page(board)}")
+    if handle.oauth is not None:
+        first = handle.oauth.initial
+        lines.append(f"  oauth: client {config.oauth_client[0]}, authorize {handle.url}/oauth/authorize, "
+                     f"tokens {handle.url}/v1/oauth/token, access tokens live {config.access_token_ttl:g} s")
+        lines.append(f"  first pair (also at {handle.url}/_sandbox/oauth/initial):")
+        lines.append(f"    MIRO_ACCESS_TOKEN={first['access_token']}")
+        lines.append(f"    MIRO_REFRESH_TOKEN={first['refresh_token']}")
     lines.append(f"  admin: {handle.url}/_sandbox/requests, /_sandbox/stats, /_sandbox/faults")
     return "\n".join(lines)
 

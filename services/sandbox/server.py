@@ -17,7 +17,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from shared.log import get_logger
 
-from . import admin, api, resources
+from . import admin, api, oauth, resources
 from .config import ALL_SCOPES, REQUEST_LOG_SIZE, SandboxConfig
 from .control import SandboxControl
 from .credits import CreditBuckets
@@ -41,12 +41,14 @@ class Sandbox:
     faults: Faults
     traffic: Traffic
     secret: bytes = field(default_factory=lambda: os.urandom(32), repr=False)
+    oauth: oauth.OAuthAuthority | None = None
 
     @classmethod
     def from_config(cls, config: SandboxConfig) -> "Sandbox":
         return cls(config=config, store=Store(config.boards, config.state_path),
                    credits=CreditBuckets(config.credits_per_minute, window_seconds=config.credit_window_seconds), faults=Faults(config.latency_ms),
-                   traffic=Traffic(REQUEST_LOG_SIZE))
+                   traffic=Traffic(REQUEST_LOG_SIZE),
+                   oauth=oauth.OAuthAuthority(*config.oauth_client, access_ttl=config.access_token_ttl) if config.oauth_client else None)
 
 
 def create_app(config: SandboxConfig | None = None) -> Flask:
@@ -59,6 +61,7 @@ def create_app(config: SandboxConfig | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(resources.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(oauth.bp)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
@@ -95,6 +98,11 @@ class SandboxHandle(SandboxControl):
         """A token with every scope (the first configured one if none has them all)."""
         full = [t for t, scopes in self.config.tokens.items() if set(scopes) >= ALL_SCOPES]
         return (full or list(self.config.tokens))[0]
+
+    @property
+    def oauth(self):
+        """The OAuth side (``oauth.OAuthAuthority``), or None when the sandbox runs without it."""
+        return self.app.extensions["sandbox"].oauth
 
     @property
     def board_id(self) -> str:

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         raise SettingsError("MIRO_BOARD_ID", "is not set; expected the board id, the part after /app/board/ in the board's address")
     register_secrets(settings.secrets)
     configure(settings.log_level, settings.log_format)
-    if settings.miro_access_token:
+    if settings.miro_access_token or settings.oauth:
         # Given a token (compose passes the whole .env), refuse a wrong token or board as the
         # workers do, rather than fill the queue for uploads that cannot happen.
         verdict = check_board(settings)

@@ -15,6 +15,7 @@ from shared.ledger import Ledger
 from shared.miro import MiroClient
 from shared.ratelimit import CreditLimiter
 from shared.settings import Settings, load_settings
+from shared.tokens import token_source
 from shared.tunnel import TunnelState
 
 
@@ -34,7 +35,7 @@ class WorkerContext:
 
     @cached_property
     def miro(self) -> MiroClient:
-        return MiroClient(self.settings.miro_api_url, self.settings.miro_access_token, on_rate=self.limiter.observe)
+        return MiroClient(self.settings.miro_api_url, token_source(self.settings, self.redis), on_rate=self.limiter.observe)
 
     @cached_property
     def tunnel(self) -> TunnelState:

@@ -24,10 +24,18 @@ RECHECK_SECONDS = 30
 
 
 def block(ctx, exc: MiroAuthError) -> None:
-    reason = explain_auth(exc)
-    value = json.dumps({"status": exc.status, "code": exc.code, "message": reason, "at": time.time()})
+    _block(ctx, exc.status, exc.code, explain_auth(exc))
+
+
+def block_for(ctx, reason: str) -> None:
+    """Hold at start-up: no usable stored token pair (the reason says to run `miro-sync login`)."""
+    _block(ctx, 401, None, reason)
+
+
+def _block(ctx, status: int | None, code: str | None, reason: str) -> None:
+    value = json.dumps({"status": status, "code": code, "message": reason, "at": time.time()})
     if ctx.redis.set(keys.AUTH_BLOCKED, value, nx=True):
-        log.error("miro.token_refused", status=exc.status, code=exc.code, reason=reason, action="all workers hold jobs until the token works")
+        log.error("miro.token_refused", status=status, code=code, reason=reason, action="all workers hold jobs until the token works")
 
 
 def blocked(ctx) -> dict | None:

@@ -90,13 +90,22 @@ def _after_broken_loop(connection: redis.Redis, queue: Queue, worker: MiroSyncWo
 
 
 def check_miro(ctx: WorkerContext) -> str | None:
-    """None when the token and board are fine (or Miro is unreachable for now), else the reason."""
+    """None when the token and board are fine (or Miro is unreachable for now), else the reason.
+
+    With no usable stored token pair the worker starts and holds, so that `miro-sync login`
+    resumes it without a restart.
+    """
     ctx.limiter.acquire(Cost.BOARD_GET)
     verdict = check_board(ctx.settings, ctx.miro)
     if verdict.fatal:
         return verdict.detail
-    if not verdict.ok:
+    if verdict.login:
+        hold.block_for(ctx, verdict.detail)
+    elif not verdict.ok:
         log.warning("miro.unavailable", reason=verdict.detail)
+    elif hold.blocked(ctx):
+        hold.lift(ctx.redis)
+        log.info("miro.token_accepted", action="hold lifted at start-up")
     return None
 
 
@@ -115,9 +124,6 @@ def run(args: argparse.Namespace) -> int:
         if problem:
             print(f"miro-sync worker: {problem}", file=sys.stderr)
             return 2
-        if hold.blocked(ctx):
-            hold.lift(connection)
-            log.info("miro.token_accepted", action="hold lifted at start-up")
 
     # Warm what every job uses, so the first upload is as fast as the rest: importing the module
     # is not enough, Pillow and its plugins load on first use (~40 ms, once per worker).

@@ -99,3 +99,65 @@ def test_each_service_stops_with_one_line_and_exit_2(command, expected, tmp_path
     assert len(lines) == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     assert expected in lines[0] and "is not set" in lines[0]
+
+
+# --- an app with expiring tokens -------------------------------------------------------------------
+OAUTH = {"MIRO_CLIENT_ID": "3458764517517852417", "MIRO_CLIENT_SECRET": "client-secret-9876", "MIRO_REFRESH_TOKEN": "refresh-token-5432"}
+
+
+def test_client_id_and_secret_replace_the_access_token(env):
+    env.pop("MIRO_ACCESS_TOKEN")
+    s = load_settings(environ=env | OAUTH)
+    assert s.oauth and s.miro_client_id == OAUTH["MIRO_CLIENT_ID"] and s.miro_refresh_token == OAUTH["MIRO_REFRESH_TOKEN"]
+    assert {"client-secret-9876", "refresh-token-5432"} <= set(s.secrets)
+    assert "client-secret-9876" not in repr(s) and "refresh-token-5432" not in repr(s)
+    # The refresh token is optional: `miro-sync login` can store the pair instead.
+    env_without = env | {k: v for k, v in OAUTH.items() if k != "MIRO_REFRESH_TOKEN"}
+    assert load_settings(environ=env_without).oauth
+    assert not load_settings(environ=dict(BASE, WATCH_FOLDER=env["WATCH_FOLDER"])).oauth
+
+
+@pytest.mark.parametrize("present,named", [
+    (("MIRO_CLIENT_ID",), "MIRO_CLIENT_SECRET"),
+    (("MIRO_CLIENT_SECRET",), "MIRO_CLIENT_ID"),
+    (("MIRO_REFRESH_TOKEN",), "MIRO_CLIENT_ID"),
+    (("MIRO_CLIENT_ID", "MIRO_REFRESH_TOKEN"), "MIRO_CLIENT_SECRET"),
+])
+def test_an_incomplete_client_names_the_missing_variable(env, present, named):
+    env.pop("MIRO_ACCESS_TOKEN")
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ=env | {k: OAUTH[k] for k in present})
+    assert err.value.variable == named and str(err.value).startswith(f"{named} is not set")
+
+
+def test_neither_token_nor_client_names_both_ways(env):
+    env.pop("MIRO_ACCESS_TOKEN")
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ=env)
+    assert err.value.variable == "MIRO_ACCESS_TOKEN" and "MIRO_CLIENT_ID" in str(err.value)
+
+
+@pytest.mark.parametrize("name,value", [("MIRO_CLIENT_ID", "12 34"), ("MIRO_TOKEN_KEY", "not-a-key-but-secret"),
+                                        ("MIRO_REFRESH_TOKEN", "two words"), ("MIRO_AUTHORIZE_URL", "miro.com/oauth")])
+def test_malformed_oauth_value_names_the_variable_and_never_echoes_a_secret(env, name, value):
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ=env | OAUTH | {name: value})
+    assert err.value.variable == name
+    if name in ("MIRO_TOKEN_KEY", "MIRO_REFRESH_TOKEN"):
+        assert value not in str(err.value)
+
+
+def test_a_fernet_key_is_accepted_and_kept_secret(env):
+    from cryptography.fernet import Fernet
+
+    key = Fernet.generate_key().decode()
+    s = load_settings(environ=env | OAUTH | {"MIRO_TOKEN_KEY": key})
+    assert s.miro_token_key == key and key in s.secrets and key not in repr(s)
+
+
+def test_the_worker_stops_with_one_line_for_a_client_without_secret(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "MIRO_SYNC_ENV_FILE": "/nonexistent", "HOME": str(tmp_path),
+           "MIRO_CLIENT_ID": OAUTH["MIRO_CLIENT_ID"], "MIRO_BOARD_ID": "b=", "WATCH_FOLDER": str(tmp_path)}
+    proc = subprocess.run(MIRO_SYNC + ["worker"], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and "MIRO_CLIENT_SECRET is not set" in lines[0], proc.stderr

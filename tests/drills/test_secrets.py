@@ -121,10 +121,14 @@ def test_up_sandbox_keeps_a_configured_miro_token_to_itself(tmp_path, spawn, use
     """`miro-sync up --sandbox` with a real token in the environment (.env) never passes it on, in either log format."""
     used_secret(TOKEN)
     stack = LocalStack(root=tmp_path, spawn=spawn, workers=1)
-    stack.env.update({"MIRO_ACCESS_TOKEN": TOKEN, "LOG_FORMAT": log_format})
+    oauth = {"MIRO_CLIENT_ID": "3458764500000000077", "MIRO_CLIENT_SECRET": "real-client-secret-in-env-0451",
+             "MIRO_REFRESH_TOKEN": "real-refresh-token-in-env-7731"}  # an app with expiring tokens: not used either
+    for value in oauth.values():
+        used_secret(value)
+    stack.env.update({"MIRO_ACCESS_TOKEN": TOKEN, "LOG_FORMAT": log_format, **oauth})
     stack.start()
     drop_file(stack.folder / "one.png", picture(1))
     stack.wait_items(1)
     assert stack.stop() == 0
     assert ('"sandbox.token"' if log_format == "json" else " sandbox.token ") in stack.log(), stack.log()[-2000:]
-    assert _leaks({"up": stack.log()}, [TOKEN]) == set()
+    assert _leaks({"up": stack.log()}, [TOKEN, oauth["MIRO_CLIENT_SECRET"], oauth["MIRO_REFRESH_TOKEN"]]) == set()

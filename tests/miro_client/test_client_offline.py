@@ -60,7 +60,7 @@ def test_closed_port_is_a_transport_error_without_the_token():
 
 def test_client_repr_hides_the_token():
     client = MiroClient("https://api.miro.com", TOKEN)
-    assert TOKEN not in repr(client) and TOKEN not in repr(client._auth)
+    assert TOKEN not in repr(client) and TOKEN not in repr(client.tokens)
 
 
 def test_get_resource_never_sends_the_token_to_another_host():
