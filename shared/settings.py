@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from .circuit import Limits
+
 MIRO_MAX_UPLOAD_BYTES = 6 * 1024 * 1024
 """Miro's limit for a multipart `resource` ("6 MB"); bytes."""
 
@@ -95,6 +97,9 @@ class Settings:
     keep_gps: bool  # False: a photo's GPS position never leaves the machine
     probe_interval: int
     verify_grace: float
+    circuit_failures: int
+    circuit_window: float
+    circuit_cooldown: float
     image_server_bind: str
     log_format: str
     log_level: str
@@ -109,6 +114,10 @@ class Settings:
         if password:
             found.append(password)
         return tuple(s for s in found if len(s) >= 4)
+
+    @property
+    def circuit_limits(self) -> Limits:
+        return Limits(self.circuit_failures, self.circuit_window, self.circuit_cooldown)
 
     @property
     def tunnel_configured(self) -> bool:
@@ -207,6 +216,9 @@ def load_settings(
         keep_gps=r.boolean("KEEP_GPS", False),
         probe_interval=r.integer("PROBE_INTERVAL", 300, minimum=5),
         verify_grace=r.number("VERIFY_GRACE", 5.0, minimum=0.0),
+        circuit_failures=r.integer("CIRCUIT_FAILURES", 3, minimum=1, maximum=1000),
+        circuit_window=r.number("CIRCUIT_WINDOW", 600.0, minimum=1.0, maximum=86400.0),
+        circuit_cooldown=r.number("CIRCUIT_COOLDOWN", 300.0, minimum=0.0, maximum=86400.0),
         image_server_bind=r.pattern("IMAGE_SERVER_BIND", r"^[^\s:]*:\d{1,5}$", "127.0.0.1:8000", "host:port"),
         log_format=log_format,
         log_level=log_level,

@@ -17,6 +17,8 @@ from shared.ratelimit import CreditLimiter
 from shared.settings import Settings, load_settings
 from shared.tunnel import TunnelState
 
+from .breaker import TunnelCircuit
+
 
 @dataclass
 class WorkerContext:
@@ -39,6 +41,10 @@ class WorkerContext:
     @cached_property
     def tunnel(self) -> TunnelState:
         return TunnelState(self.redis, self.settings)
+
+    @cached_property
+    def circuit(self) -> TunnelCircuit:
+        return TunnelCircuit(self.redis, self.settings.circuit_limits, self.tunnel)
 
 
 _context: WorkerContext | None = None
