@@ -1,17 +1,23 @@
 """`miro-sync doctor`: check everything the stack needs, in order, one line per check.
 
 Each line starts with ✔ or ✘ and, when something is wrong, says how to fix it. The exit code is
-0 only when every check passes. The same Miro checks run when a worker starts.
+0 only when every check passes. The same Miro checks run when a worker starts. The last two lines
+read what the workers left in Redis: pictures created by URL still to be verified, and whether the
+tunnel is set aside (its circuit open).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import time
 from dataclasses import dataclass
 
 import redis
 
+from services.worker.pending import PendingChecks
+from shared import keys
+from shared.circuit import Circuit
 from shared.log import register_secrets
 from shared.preflight import check_board
 from shared.settings import Settings, SettingsError, WatchMode, load_settings
@@ -88,6 +94,40 @@ def check_tunnel(settings: Settings) -> Check:
     return Check("tunnel", False, f"{result.reason}: {result.detail}")
 
 
+OVERDUE_AFTER = 60.0
+"""Seconds past its due time after which a pending verification means no worker is checking."""
+
+
+def _clock(at: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(at))
+
+
+def check_verifications(settings: Settings) -> Check:
+    """Pictures created by URL whose delivery is still to be checked (see services/worker/verify.py)."""
+    checks = PendingChecks(redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2), settings.miro_board_id)
+    count = checks.count()
+    if not count:
+        return Check("pictures awaiting verification", True, "none")
+    now = time.time()
+    late = checks.overdue(now - OVERDUE_AFTER)
+    if late:
+        return Check("pictures awaiting verification", False,
+                     f"{count}, {len(late)} overdue by up to {now - late[0][1]:.0f} s: is a worker running (miro-sync worker)?")
+    due = checks.next_due() or now
+    return Check("pictures awaiting verification", True, f"{count} (created by URL; the next check {'now' if due <= now else f'in {due - now:.0f} s'})")
+
+
+def check_circuit(settings: Settings) -> Check:
+    """Whether new pictures may go by URL, as the workers decided (``keys.TUNNEL_CIRCUIT``)."""
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
+    circuit = Circuit.from_json(client.get(keys.TUNNEL_CIRCUIT))
+    if not circuit.is_open:
+        return Check("tunnel circuit", True, "closed: new pictures may go by URL" if circuit.since else "closed (never opened)")
+    resume = "once a probe passes" if circuit.until is None else f"once a probe passes after {_clock(circuit.until)}"
+    return Check("tunnel circuit", False, f"open since {_clock(circuit.since)} ({circuit.reason}): new pictures go by file; "
+                                          f"the URL route resumes {resume}")
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(create_folder=False)
@@ -102,6 +142,13 @@ def run(args: argparse.Namespace) -> int:
         steps.append(check_tunnel)
     for step in steps:
         check = step(settings)
+        checks.append(check)
+        print(check.line(), flush=True)
+    for step in (check_verifications, check_circuit):
+        try:
+            check = step(settings)
+        except redis.RedisError:  # Redis does not answer: its own line above says so
+            continue
         checks.append(check)
         print(check.line(), flush=True)
     failed = [c for c in checks if not c.ok]
