@@ -147,6 +147,17 @@ def _proc_status_kb(pid: int, field_name: str) -> int:
     raise BenchError(f"/proc/{pid}/status has no {field_name}")
 
 
+def _answers(url: str, child: Child) -> bool:
+    if not child.alive():
+        raise BenchError(f"{child.name} exited ({child.popen.returncode}):\n{child.tail()}")
+    try:
+        import requests
+
+        return requests.get(url, timeout=1).status_code == 200
+    except Exception:  # not listening yet
+        return False
+
+
 class RedisServer:
     """A private ``redis-server`` with AOF on, as ``miro-sync up`` starts it."""
 
@@ -199,9 +210,16 @@ class SandboxServer(SandboxControl):
     def __init__(self, logs: Path, credits_per_minute: int) -> None:
         self.port = free_port()
         super().__init__(f"http://127.0.0.1:{self.port}")
+        # The ngrok stand-in too, as `miro-sync up --sandbox` runs it, in front of the port the url
+        # drills start the image server on.
+        self.image_port, self.tunnel_port, self.tunnel_api_port = free_port(), free_port(), free_port()
+        self.tunnel_api = f"http://127.0.0.1:{self.tunnel_api_port}"
         env = dict(os.environ, MIRO_SYNC_ENV_FILE="/nonexistent", LOG_FORMAT="json", LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
         self.child = Child("sandbox", MIRO_SYNC + ["sandbox", "--port", str(self.port), "--token", TOKEN, "--board", BOARD,
-                                                    "--credits-per-minute", str(credits_per_minute)], logs / "sandbox.log", env)
+                                                    "--credits-per-minute", str(credits_per_minute),
+                                                    "--tunnel-port", str(self.tunnel_port), "--tunnel-api-port", str(self.tunnel_api_port),
+                                                    "--tunnel-upstream", f"http://127.0.0.1:{self.image_port}"],
+                           logs / "sandbox.log", env)
 
         def up() -> bool:
             if not self.child.alive():
@@ -217,6 +235,11 @@ class SandboxServer(SandboxControl):
     def fresh(self, latency_ms: int) -> None:
         self.reset()
         self.set_faults(latency_ms=latency_ms)
+        self.set_tunnel_mode("normal")
+
+    def set_tunnel_mode(self, mode: str) -> None:
+        """``normal``, ``warning-page``, ... (see services/sandbox/tunnel.py)."""
+        self._http.put(f"{self.tunnel_api}/_sandbox/tunnel/mode", json={"mode": mode}, timeout=5).raise_for_status()
 
     def creates(self) -> list[dict]:
         """Image create requests (``POST .../images``) in arrival order."""
@@ -337,6 +360,17 @@ class Bench:
 
         wait_for(lambda: len([w for w in Worker.all(connection=self.redis) if w.get_state() == "idle"]) >= count,
                  60, f"{count} RQ workers", interval=0.1)
+
+    def start_image_server(self, folder: Path, **env: str) -> Child:
+        """``miro-sync serve`` on the port the sandbox's tunnel forwards to; its URL env for the workers."""
+        child = self.spawn("image-server", MIRO_SYNC + ["serve"], self.env(folder, **self.url_env(), **env))
+        wait_for(lambda: _answers(f"http://127.0.0.1:{self.sandbox.image_port}/healthz", child), 30, "the image server")
+        return child
+
+    def url_env(self) -> dict[str, str]:
+        """The settings of the url route through the sandbox's tunnel (add ``UPLOAD_MODE``)."""
+        return {"NGROK_API_URL": self.sandbox.tunnel_api, "URL_SIGNING_SECRET": "bench-signing-secret-0123456789",
+                "IMAGE_SERVER_BIND": f"127.0.0.1:{self.sandbox.image_port}"}
 
     def start_baseline(self, folder: Path, wait: bool = True) -> Child:
         child = self.spawn("baseline", [PYTHON, "-m", "bench.baseline", "--folder", str(folder), "--api", self.sandbox.url,
