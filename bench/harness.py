@@ -210,16 +210,9 @@ class SandboxServer(SandboxControl):
     def __init__(self, logs: Path, credits_per_minute: int) -> None:
         self.port = free_port()
         super().__init__(f"http://127.0.0.1:{self.port}")
-        # The ngrok stand-in too, as `miro-sync up --sandbox` runs it, in front of the port the url
-        # drills start the image server on.
-        self.image_port, self.tunnel_port, self.tunnel_api_port = free_port(), free_port(), free_port()
-        self.tunnel_api = f"http://127.0.0.1:{self.tunnel_api_port}"
         env = dict(os.environ, MIRO_SYNC_ENV_FILE="/nonexistent", LOG_FORMAT="json", LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
         self.child = Child("sandbox", MIRO_SYNC + ["sandbox", "--port", str(self.port), "--token", TOKEN, "--board", BOARD,
-                                                    "--credits-per-minute", str(credits_per_minute),
-                                                    "--tunnel-port", str(self.tunnel_port), "--tunnel-api-port", str(self.tunnel_api_port),
-                                                    "--tunnel-upstream", f"http://127.0.0.1:{self.image_port}"],
-                           logs / "sandbox.log", env)
+                                                    "--credits-per-minute", str(credits_per_minute)], logs / "sandbox.log", env)
 
         def up() -> bool:
             if not self.child.alive():
@@ -235,11 +228,6 @@ class SandboxServer(SandboxControl):
     def fresh(self, latency_ms: int) -> None:
         self.reset()
         self.set_faults(latency_ms=latency_ms)
-        self.set_tunnel_mode("normal")
-
-    def set_tunnel_mode(self, mode: str) -> None:
-        """``normal``, ``warning-page``, ... (see services/sandbox/tunnel.py)."""
-        self._http.put(f"{self.tunnel_api}/_sandbox/tunnel/mode", json={"mode": mode}, timeout=5).raise_for_status()
 
     def creates(self) -> list[dict]:
         """Image create requests (``POST .../images``) in arrival order."""
@@ -257,6 +245,28 @@ class SandboxServer(SandboxControl):
     def stop(self) -> None:
         self.child.stop()
         self.close()
+
+
+class TunnelServer:
+    """The ngrok stand-in (``python -m services.sandbox.tunnel``) in its own process, as ngrok is not
+    Miro: in front of the port the url drills start the image server on."""
+
+    def __init__(self, logs: Path) -> None:
+        self.image_port, port, api_port = free_port(), free_port(), free_port()
+        self.api = f"http://127.0.0.1:{api_port}"
+        env = dict(os.environ, MIRO_SYNC_ENV_FILE="/nonexistent", LOG_FORMAT="json", LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
+        self.child = Child("tunnel", [PYTHON, "-m", "services.sandbox.tunnel", "--tunnel-port", str(port), "--tunnel-api-port",
+                                      str(api_port), "--tunnel-upstream", f"http://127.0.0.1:{self.image_port}"], logs / "tunnel.log", env)
+        wait_for(lambda: _answers(f"{self.api}/api/tunnels", self.child), 30, "the ngrok stand-in")
+
+    def set_mode(self, mode: str) -> None:
+        """``normal``, ``warning-page``, ... (see services/sandbox/tunnel.py)."""
+        import requests
+
+        requests.put(f"{self.api}/_sandbox/tunnel/mode", json={"mode": mode}, timeout=5).raise_for_status()
+
+    def stop(self) -> None:
+        self.child.stop()
 
 
 @dataclass
@@ -279,6 +289,12 @@ class Bench:
         except BaseException:
             self.redis_server.stop()
             raise
+        try:
+            self.tunnel = TunnelServer(self.logs)
+        except BaseException:
+            self.sandbox.stop()
+            self.redis_server.stop()
+            raise
         self._counter = 0
 
     # --- scenarios -----------------------------------------------------------------------------
@@ -288,6 +304,7 @@ class Bench:
         self.stop_services()
         self.redis.flushall()
         self.sandbox.fresh(latency_ms)
+        self.tunnel.set_mode("normal")
         folders = self.workdir / "folders"
         if folders.exists():
             shutil.rmtree(folders)
@@ -364,13 +381,13 @@ class Bench:
     def start_image_server(self, folder: Path, **env: str) -> Child:
         """``miro-sync serve`` on the port the sandbox's tunnel forwards to; its URL env for the workers."""
         child = self.spawn("image-server", MIRO_SYNC + ["serve"], self.env(folder, **self.url_env(), **env))
-        wait_for(lambda: _answers(f"http://127.0.0.1:{self.sandbox.image_port}/healthz", child), 30, "the image server")
+        wait_for(lambda: _answers(f"http://127.0.0.1:{self.tunnel.image_port}/healthz", child), 30, "the image server")
         return child
 
     def url_env(self) -> dict[str, str]:
         """The settings of the url route through the sandbox's tunnel (add ``UPLOAD_MODE``)."""
-        return {"NGROK_API_URL": self.sandbox.tunnel_api, "URL_SIGNING_SECRET": "bench-signing-secret-0123456789",
-                "IMAGE_SERVER_BIND": f"127.0.0.1:{self.sandbox.image_port}"}
+        return {"NGROK_API_URL": self.tunnel.api, "URL_SIGNING_SECRET": "bench-signing-secret-0123456789",
+                "IMAGE_SERVER_BIND": f"127.0.0.1:{self.tunnel.image_port}"}
 
     def start_baseline(self, folder: Path, wait: bool = True) -> Child:
         child = self.spawn("baseline", [PYTHON, "-m", "bench.baseline", "--folder", str(folder), "--api", self.sandbox.url,
@@ -386,6 +403,7 @@ class Bench:
 
     def close(self) -> None:
         self.stop_services()
+        self.tunnel.stop()
         self.sandbox.stop()
         self.redis.close()
         self.redis_server.stop()

@@ -52,7 +52,7 @@ def until_all_show(bench: Bench, name: str, start, count: int, pictures: list[by
         drop(folder, pictures, 1, "warm-", ".jpg", start=10_000)
         wait_for(lambda: deliveries(bench).get("verified"), 60, "the warm-up picture to be verified")
     time.sleep(bench.pause)
-    bench.sandbox.set_tunnel_mode(tunnel)
+    bench.tunnel.set_mode(tunnel)
     total = count + (1 if warm_up else 0)
     t0 = time.time()
     drop(folder, pictures, count, f"show-{name}-", ".jpg")
