@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from redis import Redis
+
 from shared import keys, signing
 from shared.imagetype import ImageInfo, prepare_upload
 from shared.ledger import Delivery
@@ -80,7 +82,7 @@ def repair_by_file(ctx: WorkerContext, path: Path, info: ImageInfo, item_id: str
     return len(upload.content)
 
 
-def served_in_full(redis, sig: str, size: int) -> bool:
+def served_in_full(redis: Redis, sig: str, size: int) -> bool:
     """Whether the image server has sent the signed URL ``sig`` in full (``size`` bytes)."""
     raw = redis.get(keys.served(sig))
     return raw is not None and json.loads(raw).get("bytes") == size

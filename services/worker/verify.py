@@ -128,7 +128,7 @@ def check(ctx: WorkerContext, checks: PendingChecks, pending: Pending) -> Delive
     return Delivery.REPAIRED
 
 
-def _later(checks: PendingChecks, pending: Pending, fields: dict, exc: Exception) -> None:
+def _later(checks: PendingChecks, pending: Pending, fields: dict[str, str], exc: Exception) -> None:
     delay = min(RETRY_CAP, 5.0 * 2 ** pending.attempts)
     checks.postpone(pending, time.time() + delay)
     log.info("upload.repair_retry", **fields, reason=str(exc) or type(exc).__name__, attempt=pending.attempts + 1, delay_s=delay)

@@ -5,7 +5,9 @@ on both files; 30 pictures copied into the mounted folder reach the board once e
 cells, byte for byte and decodable, within 60 s; the dashboard is published on 127.0.0.1 only,
 answers 401 without the login and lists the queue and the workers; a worker SIGKILLed in the middle
 of a job loses and doubles nothing; `down` (volumes kept) and `up` keep every item and upload what
-arrived meanwhile. The stack is removed afterwards, also on failure.
+arrived meanwhile; with `UPLOAD_MODE=url` through the sandbox's ngrok stand-in, pictures arrive
+verified, and with the warning page they are repaired or go by file. The stack is removed
+afterwards, also on failure.
 """
 
 from __future__ import annotations
