@@ -124,6 +124,17 @@ def _proc_status_kb(pid: int, field_name: str) -> int:
     raise BenchError(f"/proc/{pid}/status has no {field_name}")
 
 
+def _answers(url: str, child: Child) -> bool:
+    if not child.alive():
+        raise BenchError(f"{child.name} exited ({child.popen.returncode}):\n{child.tail()}")
+    try:
+        import requests
+
+        return requests.get(url, timeout=1).status_code == 200
+    except Exception:  # not listening yet
+        return False
+
+
 class RedisServer:
     """A private ``redis-server`` with AOF on, as ``miro-sync up`` starts it."""
 
@@ -213,6 +224,28 @@ class SandboxServer(SandboxControl):
         self.close()
 
 
+class TunnelServer:
+    """The ngrok stand-in (``python -m services.sandbox.tunnel``) in its own process, as ngrok is not
+    Miro: in front of the port the url drills start the image server on."""
+
+    def __init__(self, logs: Path) -> None:
+        self.image_port, port, api_port = free_port(), free_port(), free_port()
+        self.api = f"http://127.0.0.1:{api_port}"
+        env = dict(os.environ, MIRO_SYNC_ENV_FILE="/nonexistent", LOG_FORMAT="json", LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
+        self.child = Child("tunnel", [PYTHON, "-m", "services.sandbox.tunnel", "--tunnel-port", str(port), "--tunnel-api-port",
+                                      str(api_port), "--tunnel-upstream", f"http://127.0.0.1:{self.image_port}"], logs / "tunnel.log", env)
+        wait_for(lambda: _answers(f"{self.api}/api/tunnels", self.child), 30, "the ngrok stand-in")
+
+    def set_mode(self, mode: str) -> None:
+        """``normal``, ``warning-page``, ... (see services/sandbox/tunnel.py)."""
+        import requests
+
+        requests.put(f"{self.api}/_sandbox/tunnel/mode", json={"mode": mode}, timeout=5).raise_for_status()
+
+    def stop(self) -> None:
+        self.child.stop()
+
+
 @dataclass
 class Bench:
     """Everything one benchmark run owns; ``close()`` stops every process it started."""
@@ -233,6 +266,12 @@ class Bench:
         except BaseException:
             self.redis_server.stop()
             raise
+        try:
+            self.tunnel = TunnelServer(self.logs)
+        except BaseException:
+            self.sandbox.stop()
+            self.redis_server.stop()
+            raise
         self._counter = 0
 
     # --- scenarios -----------------------------------------------------------------------------
@@ -242,6 +281,7 @@ class Bench:
         self.stop_services()
         self.redis.flushall()
         self.sandbox.fresh(latency_ms)
+        self.tunnel.set_mode("normal")
         folders = self.workdir / "folders"
         if folders.exists():
             shutil.rmtree(folders)
@@ -315,6 +355,17 @@ class Bench:
         wait_for(lambda: len([w for w in Worker.all(connection=self.redis) if w.get_state() == "idle"]) >= count,
                  60, f"{count} RQ workers", interval=0.1)
 
+    def start_image_server(self, folder: Path, **env: str) -> Child:
+        """``miro-sync serve`` on the port the sandbox's tunnel forwards to; its URL env for the workers."""
+        child = self.spawn("image-server", MIRO_SYNC + ["serve"], self.env(folder, **self.url_env(), **env))
+        wait_for(lambda: _answers(f"http://127.0.0.1:{self.tunnel.image_port}/healthz", child), 30, "the image server")
+        return child
+
+    def url_env(self) -> dict[str, str]:
+        """The settings of the url route through the sandbox's tunnel (add ``UPLOAD_MODE``)."""
+        return {"NGROK_API_URL": self.tunnel.api, "URL_SIGNING_SECRET": "bench-signing-secret-0123456789",
+                "IMAGE_SERVER_BIND": f"127.0.0.1:{self.tunnel.image_port}"}
+
     def start_baseline(self, folder: Path, wait: bool = True) -> Child:
         child = self.spawn("baseline", [PYTHON, "-m", "bench.baseline", "--folder", str(folder), "--api", self.sandbox.url,
                                         "--token", TOKEN, "--board", BOARD], self.env(folder))
@@ -329,6 +380,7 @@ class Bench:
 
     def close(self) -> None:
         self.stop_services()
+        self.tunnel.stop()
         self.sandbox.stop()
         self.redis.close()
         self.redis_server.stop()

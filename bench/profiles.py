@@ -20,6 +20,8 @@ class Profile:
     cpu_batches: int
     pause: float  # seconds services get to go idle after start-up, before a drill
     idle_seconds: float  # span over which idle CPU is measured (and subtracted)
+    url_show_images: int = 12  # pictures of the url route's warning-page drills
+    url_late_page: bool = True  # also the drill where the page comes after a passing probe
     notes: list[str] = field(default_factory=list)
 
 
@@ -33,5 +35,6 @@ PROFILES = {
                      notes=["quick: bursts of 150 images or fewer mostly fit in the limiter's initial burst (5 % of a "
                             "minute's budget, ~47 images), so their rates run above the sustained ceiling; the full run uses 600"]),
     "smoke": Profile("smoke", latency_files=3, latency_gap=0.1, worker_classes=False, throughput={1: 3}, baseline_images=3,
-                     restart_sizes=(300,), memory_images=1, cpu_images=3, cpu_batches=1, pause=0.2, idle_seconds=0.5),
+                     restart_sizes=(300,), memory_images=1, cpu_images=3, cpu_batches=1, pause=0.2, idle_seconds=0.5,
+                     url_show_images=3, url_late_page=False),
 }

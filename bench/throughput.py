@@ -35,7 +35,9 @@ class Burst:
         return self.images / self.seconds
 
 
-def burst(bench: Bench, name: str, start: Callable[[Path], list[Child]], count: int, pictures: list[bytes]) -> Burst:
+def burst(bench: Bench, name: str, start: Callable[[Path], list[Child]], count: int, pictures: list[bytes],
+          settle: Callable[[], None] | None = None) -> Burst:
+    """``settle``: waited for after the last create's answer, before the services stop (not timed)."""
     folder = bench.fresh(f"throughput-{name}", latency_ms=LATENCY_MS)
     procs = start(folder)
     time.sleep(bench.pause)
@@ -43,6 +45,8 @@ def burst(bench: Bench, name: str, start: Callable[[Path], list[Child]], count: 
     drop(folder, pictures, count, "burst-", ".jpg")
     bench.sandbox.wait_creates(count, 60 + count * 0.6, watch=procs)
     creates = _answered(bench, count)
+    if settle is not None:
+        settle()
     bench.stop_services()
     statuses = {c["status"] for c in creates}
     if statuses != {201}:

@@ -405,6 +405,65 @@ def run_checks(stack: Stack, timings: dict[str, float]) -> None:
     say(f"ok: down ({timings['down']:.0f} s) and up: earlier items kept, none re-uploaded, "
         "the 10 pictures copied in meanwhile uploaded")
 
+    check_url_route(stack, staging, expected)
+
+
+# --- the url route: UPLOAD_MODE=url through the sandbox's ngrok stand-in as the tunnel ------------
+
+
+def container_of(stack: Stack, service: str) -> str:
+    names = stack.containers(service)
+    if not names:
+        raise CheckFailed(f"no {service} container")
+    return names[0]
+
+
+def url_deliveries(stack: Stack) -> dict[str, str]:
+    """File name -> how the ledger says it reached Miro (file, verified, unverified, repaired), read in Redis."""
+    out = subprocess.run(["podman", "exec", container_of(stack, "redis"), "redis-cli", "--raw", "HVALS",
+                          f"miro-sync:board:{BOARD}:content"], capture_output=True, text=True, check=True).stdout
+    entries = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return {e["path"]: e["delivery"] for e in entries}
+
+
+def set_tunnel_mode(stack: Stack, mode: str) -> None:
+    """The stand-in's agent API (port 4040) is not published: ask it from inside the sandbox's container."""
+    script = ("import json, urllib.request; urllib.request.urlopen(urllib.request.Request("
+              f"'http://127.0.0.1:4040/_sandbox/tunnel/mode', data=json.dumps({{'mode': {mode!r}}}).encode(), method='PUT', "
+              "headers={'Content-Type': 'application/json'}), timeout=5)")
+    subprocess.run(["podman", "exec", container_of(stack, "sandbox"), "python3", "-c", script], capture_output=True, check=True)
+
+
+def check_url_route(stack: Stack, staging: Path, expected: dict[str, str]) -> None:
+    """The card's path: Miro fetches signed URLs through the tunnel; verified, and repaired (or by file) on the warning page."""
+    stack.down()
+    stack.env_file.write_text(stack.env_file.read_text() + "UPLOAD_MODE=url\nVERIFY_GRACE=3\n")
+    stack.up()
+    set_tunnel_mode(stack, "normal")
+    made = stack.copy_in(301, 10, staging)
+    expected.update(made)
+    check_board(stack, expected, 90, "url route")
+    names = set(made.values())
+    wait_for(lambda: all(url_deliveries(stack).get(n) == "verified" for n in names), 60, "the url pictures to be verified")
+    say("ok: UPLOAD_MODE=url through the ngrok stand-in: 10 pictures fetched by the sandbox Miro, each verified")
+
+    set_tunnel_mode(stack, "warning-page")
+    try:
+        made = stack.copy_in(401, 10, staging)
+        expected.update(made)
+        names = set(made.values())
+
+        def settled() -> dict[str, str] | None:
+            seen = {n: d for n, d in url_deliveries(stack).items() if n in names}
+            return seen if len(seen) == len(names) and set(seen.values()) <= {"repaired", "file"} else None
+
+        seen = wait_for(settled, 90, "the pictures sent while the tunnel shows the warning page to be repaired or sent by file")
+        check_board(stack, expected, 30, "url route, warning page")
+    finally:
+        set_tunnel_mode(stack, "normal")
+    counts = {d: list(seen.values()).count(d) for d in sorted(set(seen.values()))}
+    say(f"ok: tunnel showing the warning page: every picture shows ({counts})")
+
 
 def _interrupt(*_) -> None:
     raise KeyboardInterrupt

@@ -7,6 +7,9 @@ checks run when a worker starts.
 
 A watch folder that does not exist yet passes when it can be made: the watcher creates it at
 start (as .env.example says); the doctor itself creates nothing.
+
+The last two lines read what the workers left in Redis: pictures created by URL still to be
+verified, and whether the tunnel is set aside (its circuit open).
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from typing import Callable
 
 import redis
 
+from services.worker.pending import PendingChecks
+from shared import keys
+from shared.circuit import Circuit
 from shared.log import register_secrets
 from shared.preflight import check_board
 from shared.settings import Need, Settings, SettingsError, WatchMode, load_env, load_settings
@@ -140,12 +146,48 @@ def check_tunnel(settings: Settings) -> Check:
     return Check("tunnel", False, f"{result.reason}: {result.detail}")
 
 
+OVERDUE_AFTER = 60.0
+"""Seconds past its due time after which a pending verification means no worker is checking."""
+
+
+def _clock(at: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(at))
+
+
+def check_verifications(settings: Settings) -> Check:
+    """Pictures created by URL whose delivery is still to be checked (see services/worker/verify.py)."""
+    checks = PendingChecks(redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2), settings.miro_board_id)
+    count = checks.count()
+    if not count:
+        return Check("pictures awaiting verification", True, "none")
+    now = time.time()
+    late = checks.overdue(now - OVERDUE_AFTER)
+    if late:
+        return Check("pictures awaiting verification", False,
+                     f"{count}, {len(late)} overdue by up to {now - late[0][1]:.0f} s: is a worker running (miro-sync worker)?")
+    due = checks.next_due() or now
+    return Check("pictures awaiting verification", True, f"{count} (created by URL; the next check {'now' if due <= now else f'in {due - now:.0f} s'})")
+
+
+def check_circuit(settings: Settings) -> Check:
+    """Whether new pictures may go by URL, as the workers decided (``keys.TUNNEL_CIRCUIT``)."""
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
+    circuit = Circuit.from_json(client.get(keys.TUNNEL_CIRCUIT))
+    if not circuit.is_open:
+        return Check("tunnel circuit", True, "closed: new pictures may go by URL" if circuit.since else "closed (never opened)")
+    resume = "once a probe passes" if circuit.until is None else f"once a probe passes after {_clock(circuit.until)}"
+    return Check("tunnel circuit", False, f"open since {_clock(circuit.since)} ({circuit.reason}): new pictures go by file; "
+                                          f"the URL route resumes {resume}")
+
+
 STEPS: list[tuple[str, Callable[[Settings], Check], tuple[str, ...]]] = [
     ("redis", check_redis, ()),
     ("watch folder", check_folder, ("WATCH_FOLDER",)),
     ("miro token pair", check_token_pair, ()),  # only for an app with expiring tokens
     ("miro token and board", check_miro, ("MIRO_ACCESS_TOKEN", "MIRO_BOARD_ID")),
     ("tunnel", check_tunnel, ()),
+    ("pictures awaiting verification", check_verifications, ()),
+    ("tunnel circuit", check_circuit, ()),
 ]
 """Each check after the settings, and the variables it cannot run without."""
 
@@ -186,7 +228,10 @@ def run(args: argparse.Namespace) -> int:
         elif missing:
             check = Check(name, False, f"not checked: {' and '.join(missing)} not set")
         else:
-            check = step(settings)
+            try:
+                check = step(settings)
+            except redis.RedisError as exc:  # the checks that read what workers left in Redis
+                check = Check(name, False, f"not checked: Redis does not answer ({type(exc).__name__})")
         checks.append(check)
         print(check.line(), flush=True)
     failed = [c for c in checks if not c.ok]

@@ -42,6 +42,16 @@ def content_lock(board_id: str, sha256: str) -> str:
     return f"{_board(board_id)}:lock:{sha256}"
 
 
+def verify_pending(board_id: str) -> str:
+    """Sorted set: item id -> when its URL delivery is checked (UNIX seconds): pictures awaiting verification."""
+    return f"{_board(board_id)}:verify-pending"
+
+
+def verify_details(board_id: str) -> str:
+    """Hash: item id -> JSON {key, path, sig, size, created_at, attempts}: what a pending verification checks."""
+    return f"{_board(board_id)}:verify-details"
+
+
 def rejected(board_id: str) -> str:
     """Hash: relative path -> JSON {size, mtime_ns, reason}: bad files already reported once."""
     return f"{_board(board_id)}:rejected"
@@ -58,6 +68,9 @@ AUTH_RECHECK = f"{PREFIX}:auth-blocked:recheck"
 """String with TTL: one worker at a time asks Miro again whether the refused token works now."""
 TUNNEL_PROBE = f"{PREFIX}:tunnel:probe"
 """String with TTL: JSON {ok, public_url, reason, detail, at}: the last probe of the public URL."""
+TUNNEL_CIRCUIT = f"{PREFIX}:tunnel:circuit"
+"""String: JSON {state: open|closed, reason, since, until (null: until a probe passes), failures}: whether
+new pictures may go by URL (see shared.circuit)."""
 TUNNEL_WARNED = f"{PREFIX}:tunnel:warned"
 """String with TTL: set when the "tunnel unusable" line was logged, so it is logged once."""
 
@@ -86,15 +99,6 @@ OAUTH_PAIR = f"{PREFIX}:oauth:pair"
 an app with expiring tokens. ``generation`` grows with every stored pair and fences the writes."""
 OAUTH_LOCK = f"{PREFIX}:oauth:refresh-lock"
 """String with a short TTL: the one process allowed to refresh the pair right now."""
-
-
-def verify_pending(board_id: str) -> str:
-    """Sorted set: url-route items waiting for the check that Miro fetched the picture."""
-    return f"{_board(board_id)}:verify-pending"
-
-
-TUNNEL_CIRCUIT = f"{PREFIX}:tunnel:circuit"
-"""String: JSON {state: open|closed, reason}: whether the url route is cut off after tunnel failures."""
 
 
 def watcher_alive(watcher_name: str) -> str:

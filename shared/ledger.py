@@ -27,6 +27,7 @@ class Delivery(str, Enum):
     """How the picture reached Miro and whether we know it arrived."""
 
     FILE = "file"  # multipart upload: Miro got the bytes in the request
+    UNVERIFIED = "unverified"  # url route, created; whether Miro fetched the file is checked later
     VERIFIED = "verified"  # url route, and the image server saw Miro fetch the whole file
     REPAIRED = "repaired"  # url route failed to deliver; the item was re-filled by file (PATCH)
     DUPLICATE = "duplicate"  # the same bytes were already on the board under another name
@@ -65,6 +66,16 @@ redis.call('HSET', KEYS[1], ARGV[1], slot)
 return slot
 """
 
+_SET_DELIVERY = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local entry = cjson.decode(raw)
+if tostring(entry['item_id']) ~= ARGV[2] then return 0 end
+entry['delivery'] = ARGV[3]
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(entry))
+return 1
+"""
+
 _CHUNK = 1000
 
 
@@ -75,6 +86,7 @@ class Ledger:
         self._paths = keys.ledger_paths(board_id)
         self._content = keys.ledger_content(board_id)
         self._reserve = connection.register_script(_RESERVE_SLOT)
+        self._set_delivery = connection.register_script(_SET_DELIVERY)
 
     # --- read side (watcher, worker) -------------------------------------------------------
     def synced(self, entries: Sequence[tuple[str, int, int]]) -> list[bool]:
@@ -129,6 +141,13 @@ class Ledger:
         pipe.hset(self._paths, relpath, json.dumps(asdict(PathEntry(size=size, mtime_ns=mtime_ns, sha256=sha256))))
         pipe.delete(keys.intent(self.board_id, sha256))
         pipe.execute()
+
+    def set_delivery(self, sha256: str, item_id: str, delivery: Delivery, pipe: redis.client.Pipeline | None = None) -> bool:
+        """Change how the item made from ``sha256`` was delivered, if the ledger still names ``item_id``.
+
+        With ``pipe`` (a MULTI) the change joins the caller's transaction, and the answer is in its result.
+        """
+        return bool(self._set_delivery(keys=[self._content], args=[sha256, item_id, delivery.value], client=pipe or self.redis))
 
     # --- bad input ----------------------------------------------------------------------------
     def reject(self, relpath: str, size: int, mtime_ns: int, reason: str) -> bool:

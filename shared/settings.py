@@ -36,6 +36,8 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from .circuit import Limits
+
 MIRO_MAX_UPLOAD_BYTES = 6 * 1024 * 1024
 """Miro's limit for a multipart `resource` ("6 MB"); bytes."""
 MIRO_AUTHORIZE_URL = "https://miro.com/oauth/authorize"
@@ -177,8 +179,13 @@ Used only when no pair is stored yet: after the first refresh it is dead and the
 _TOKEN_KEY_DOC = """Optional: encrypt the stored pair in Redis with this Fernet key; every service needs the same key. Make one with
   python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"""
 _UPLOAD_MODE_DOC = """auto: upload the bytes (multipart, up to 6 MB); larger images go by URL through the tunnel when one
-      works, else are downscaled to fit. file: always upload bytes. url: always let Miro fetch a signed URL
-      (verified; repaired by upload when Miro got ngrok's warning page instead of the picture)."""
+      works, else are downscaled to fit. file: always upload bytes. url: let Miro fetch a signed URL
+      (verified; repaired by upload when Miro got ngrok's warning page instead of the picture; by file
+      while the tunnel is set aside, see CIRCUIT_FAILURES)."""
+_CIRCUIT_DOC = """The tunnel is set aside (new pictures go by file, in UPLOAD_MODE=url too) when the probe sees an ngrok
+page (warning page, offline, over quota), or when CIRCUIT_FAILURES pictures (1..1000) were not fetched by
+Miro within CIRCUIT_WINDOW seconds (1..86400). Set aside by a probe, the URL route resumes at the next
+passing probe; set aside by failed pictures, only after CIRCUIT_COOLDOWN seconds (0..86400) and a passing probe."""
 _KEEP_GPS_DOC = """false (default): a photo's GPS position (EXIF, XMP) is cut out before it leaves this machine, pixels and other
       tags untouched, and such a file never goes by URL. true: files that go as they are keep it."""
 _WATCH_MODE_DOC = """auto: inotify where it works, else polling. polling: needed for Docker Desktop (macOS/Windows) bind
@@ -232,8 +239,12 @@ class Settings:
         default=300, minimum=5,
     )
     verify_grace: float = setting(
-        "VERIFY_GRACE", "Seconds to wait for Miro to fetch a URL before repairing the item by upload.", ROUTE, default=5.0, minimum=0.0,
+        "VERIFY_GRACE", "Seconds Miro has to fetch a URL before the item is checked, and repaired by upload if it was not fetched.\n"
+        "No worker waits meanwhile: the check runs later, in every worker's verifier thread.", ROUTE, default=5.0, minimum=0.0,
     )
+    circuit_failures: int = setting("CIRCUIT_FAILURES", _CIRCUIT_DOC, ROUTE, default=3, minimum=1, maximum=1000)
+    circuit_window: float = setting("CIRCUIT_WINDOW", "", ROUTE, default=600.0, minimum=1.0, maximum=86400.0)
+    circuit_cooldown: float = setting("CIRCUIT_COOLDOWN", "", ROUTE, default=300.0, minimum=0.0, maximum=86400.0)
     max_upload_bytes: int = setting(
         "MAX_UPLOAD_BYTES", "Bytes above which an image is downscaled (or sent by URL in auto mode); at most Miro's 6 MB.", ROUTE,
         default=MIRO_MAX_UPLOAD_BYTES, minimum=1024, maximum=MIRO_MAX_UPLOAD_BYTES,
@@ -296,6 +307,10 @@ class Settings:
         if password:
             found.append(password)
         return tuple(s for s in found if len(s) >= 4)
+
+    @property
+    def circuit_limits(self) -> Limits:
+        return Limits(self.circuit_failures, self.circuit_window, self.circuit_cooldown)
 
     @property
     def oauth(self) -> bool:

@@ -18,6 +18,8 @@ from shared.settings import Settings, load_settings
 from shared.tokens import token_source
 from shared.tunnel import TunnelState
 
+from .breaker import TunnelCircuit
+
 
 @dataclass
 class WorkerContext:
@@ -40,6 +42,10 @@ class WorkerContext:
     @cached_property
     def tunnel(self) -> TunnelState:
         return TunnelState(self.redis, self.settings)
+
+    @cached_property
+    def circuit(self) -> TunnelCircuit:
+        return TunnelCircuit(self.redis, self.settings.circuit_limits, self.tunnel)
 
 
 _context: WorkerContext | None = None

@@ -27,6 +27,7 @@ from shared.settings import load_settings
 from . import hold, rqcompat
 from .context import WorkerContext, set_context
 from .maintenance import Upkeep, redis_trouble, refresh_alive, requeue_own_jobs
+from .verify import Verifier
 
 log = get_logger("worker")
 
@@ -135,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
     refresh_alive(connection, name)
     upkeep = Upkeep(connection, queue, name)
     upkeep.start()
+    verifier = Verifier(ctx)
+    verifier.start()
     log.info("worker.started", worker=name, queue=settings.queue_name, board=settings.miro_board_id, mode=settings.upload_mode.value)
     try:
         while True:
@@ -152,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
             wait_for_redis(connection)
             _after_broken_loop(connection, queue, worker)
     finally:
+        verifier.stop()
         upkeep.stop()
     log.info("worker.stopped", worker=name)
     return 0

@@ -4,8 +4,9 @@
   images are converted/downscaled first). Miro has the picture when it answers 201.
 * url: Miro fetches a signed URL of the image server through the tunnel. Miro answers 201 even
   when what it fetched was ngrok's warning page, so a 201 proves nothing: the image server records
-  every signed URL it served in full, and an item whose URL was not served within the grace period
-  is repaired in place with a multipart PATCH (same id, same position).
+  every signed URL it served in full. When that record is not there yet as the create returns, the
+  item is left *unverified* and the worker moves on; :mod:`.verify` checks it after the grace period
+  and repairs it in place with a multipart PATCH (:func:`repair_by_file`: same id, same position).
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from redis import Redis
+
 from shared import keys, metrics, signing
 from shared.imagetype import ImageInfo, Upload, prepare_upload
 from shared.ledger import Delivery
 from shared.log import get_logger
 from shared.ratelimit import Cost
+from shared.settings import Settings
 
 from .context import WorkerContext
 
@@ -43,9 +47,10 @@ class Delivered:
     bytes_sent: int
     converted: str | None = None
     stripped: str | None = None
+    sig: str | None = None  # url route: the signed URL's signature, whose ``keys.served`` record verifies it
 
 
-def prepare_timed(path: Path, info: ImageInfo, settings) -> Upload:
+def prepare_timed(path: Path, info: ImageInfo, settings: Settings) -> Upload:
     """:func:`prepare_upload`, its time recorded when the picture had to be converted or downscaled."""
     started = time.perf_counter()
     upload = prepare_upload(path, info, settings.max_upload_bytes, keep_gps=settings.keep_gps)
@@ -74,28 +79,21 @@ def upload_by_url(ctx: WorkerContext, path: Path, relpath: str, info: ImageInfo,
         settings.miro_board_id, public_url + signed, title=data["title"], position=data["position"], geometry=data["geometry"]
     )
     item_id = str(item["id"])
-    if _wait_served(ctx, sig, info.size, settings.verify_grace):
-        return Delivered(item_id, "url", Delivery.VERIFIED, info.size)
+    # One look, no wait: Miro may have fetched the URL before it answered.
+    delivery = Delivery.VERIFIED if served_in_full(ctx.redis, sig, info.size) else Delivery.UNVERIFIED
+    return Delivered(item_id, "url", delivery, info.size, sig=sig)
 
-    # Miro said 201 but never fetched our file: the tunnel answered in our place (warning page,
-    # offline page...). Refill the same item from the bytes; it keeps its id and position.
-    ctx.tunnel.invalidate()
-    ctx.tunnel.warn_once(ctx.tunnel.usable(force=True), log)
+
+def repair_by_file(ctx: WorkerContext, path: Path, info: ImageInfo, item_id: str) -> int:
+    """Refill the item from the bytes (multipart PATCH): it keeps its id and position. Bytes sent."""
+    settings = ctx.settings
     upload = prepare_timed(path, info, settings)
     ctx.limiter.acquire(Cost.IMAGE_WRITE)
     ctx.miro.update_image_file(settings.miro_board_id, item_id, upload.content, upload.filename, upload.content_type)
-    log.info("upload.repaired", file=relpath, item_id=item_id, reason="Miro did not fetch the signed URL")
-    return Delivered(item_id, "url", Delivery.REPAIRED, len(upload.content), upload.converted, upload.stripped)
+    return len(upload.content)
 
 
-def _wait_served(ctx: WorkerContext, sig: str, size: int, grace: float) -> bool:
-    """True once the image server reports the signed URL served in full (polls up to ``grace`` s)."""
-    deadline = time.monotonic() + grace
-    key = keys.served(sig)
-    while True:
-        raw = ctx.redis.get(key)
-        if raw is not None and json.loads(raw).get("bytes") == size:
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
+def served_in_full(redis: Redis, sig: str, size: int) -> bool:
+    """Whether the image server has sent the signed URL ``sig`` in full (``size`` bytes)."""
+    raw = redis.get(keys.served(sig))
+    return raw is not None and json.loads(raw).get("bytes") == size

@@ -9,7 +9,8 @@ The order of steps is what makes "never twice, never lost" hold across crashes:
 5. an *intent* is written before Miro is called. If a previous attempt left one, it may have
    created an item and died before the ledger write: look for that item (same title, same slot)
    and adopt it instead of creating a second one;
-6. the item is created (file route, or url route with delivery verification and repair);
+6. the item is created (file route, or url route: checked later, and repaired if Miro did not
+   fetch it, by :mod:`.verify`; that pending check is written just before the next step);
 7. ledger entry and intent removal are written in one MULTI.
 """
 
@@ -34,6 +35,7 @@ from shared.settings import DuplicatePolicy, UploadMode
 
 from .context import WorkerContext
 from .maintenance import can_judge_liveness
+from .pending import Pending, PendingChecks
 from .routes import upload_by_file, upload_by_url, TunnelUnavailable
 
 log = get_logger("worker")
@@ -203,6 +205,11 @@ class Uploader:
                 ledger.abandon(key)
             raise
         entry = ContentEntry(item_id=outcome.item_id, route=outcome.route, delivery=outcome.delivery.value, slot=slot, path=relpath, at=time.time())
+        if outcome.delivery is Delivery.UNVERIFIED and outcome.sig:
+            # Before the ledger write: the ledger must never name an item nobody will check (see .pending).
+            now = time.time()
+            PendingChecks(self.ctx.redis, ledger.board_id).schedule(
+                Pending(outcome.item_id, key, relpath, outcome.sig, outcome.bytes_sent, now), now + self.settings.verify_grace)
         ledger.record(relpath, size, mtime_ns, key, entry)
         log.info(
             "upload.done", file=relpath, item_id=outcome.item_id, route=outcome.route, delivery=outcome.delivery.value,
@@ -223,15 +230,16 @@ class Uploader:
         # Nor may a photo that says where it was taken: uploaded, its GPS is cut out first.
         if not self.settings.keep_gps and carries_gps(path, info.kind):
             return "file"
-        if mode is UploadMode.URL:
-            result = self.ctx.tunnel.usable()
-            self.ctx.tunnel.warn_once(result, log)
-            if not result.ok and result.reason != "warning-page":
-                # The user asked for URLs only: say why and let the job fail (requeue from the dashboard).
-                raise TunnelUnavailable(result)
-            return "url"
         result = self.ctx.tunnel.usable()
         self.ctx.tunnel.warn_once(result, log)
+        # A tunnel that answers with an ngrok page, or whose pictures Miro did not fetch, is set
+        # aside: new pictures go by file, in UPLOAD_MODE=url too, until a probe passes.
+        if self.ctx.circuit.after_probe(result).is_open:
+            return "file"
+        if mode is UploadMode.URL and not result.ok:
+            # Not the tunnel's page but our set-up (no endpoint, refused signature...): say why and
+            # let the job fail (requeue from the dashboard).
+            raise TunnelUnavailable(result)
         return "url" if result.ok else "file"
 
     def _find_previous_item(self, intent: Intent) -> str | None:

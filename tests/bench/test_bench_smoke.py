@@ -8,7 +8,8 @@ import sys
 from tests.fixtures.procs import ROOT
 
 MEASURES = ["1. latency p50", "1. latency p95", "2. throughput, 1 w", "2. 429 answers, 1 w", "3. restart: knows nothing to do",
-            "3. restart: uploads", "4. watcher peak RSS", "4. worker peak RSS", "5. worker CPU per image"]
+            "3. restart: uploads", "4. watcher peak RSS", "4. worker peak RSS", "5. worker CPU per image",
+            "6a. throughput, url route, 1 w", "6b. until all show, url mode, warning page", "6b. url mode ÷ file route"]
 
 
 def cell(table: str, measure: str, column: int) -> str:

@@ -8,7 +8,9 @@ once each, in distinct cells, byte for byte and decodable, within 60 s; the dash
 the image server, watcher, workers, dashboard and metrics exporter pass; the image server, dashboard
 and exporter hold no Miro token; the exporter (127.0.0.1 only) counts every upload; a worker SIGKILLed
 in the middle of a job loses and doubles nothing; `down` (volumes kept) and `up` keep every item and
-upload what arrived meanwhile. The stack is removed afterwards, also on failure.
+upload what arrived meanwhile; with `UPLOAD_MODE=url` through the sandbox's ngrok stand-in, pictures
+arrive verified, and with the warning page they are repaired or go by file. The stack is removed
+afterwards, also on failure.
 """
 
 from __future__ import annotations

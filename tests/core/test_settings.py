@@ -19,6 +19,7 @@ def test_defaults_and_folder_created(env, tmp_path):
     assert s.upload_mode is UploadMode.AUTO
     assert s.redis_url == "redis://localhost:6379/0"
     assert s.max_upload_bytes == 6 * 1024 * 1024
+    assert (s.circuit_failures, s.circuit_window, s.circuit_cooldown) == (3, 600.0, 300.0)
 
 
 @pytest.mark.parametrize("missing", ["MIRO_ACCESS_TOKEN", "MIRO_BOARD_ID", "WATCH_FOLDER"])
@@ -33,7 +34,8 @@ def test_missing_required_names_the_variable(env, missing):
     "name,value",
     [("UPLOAD_MODE", "ftp"), ("GRID_COLUMNS", "zero"), ("GRID_COLUMNS", "0"), ("REDIS_URL", "http://x"),
      ("MIRO_API_URL", "api.miro.com"), ("URL_SIGNING_SECRET", "short"), ("WATCH_MODE", "magic"),
-     ("MAX_UPLOAD_BYTES", str(7 * 1024 * 1024)), ("MIRO_BOARD_ID", "a b"), ("GRID_PADDING", "300")],
+     ("MAX_UPLOAD_BYTES", str(7 * 1024 * 1024)), ("MIRO_BOARD_ID", "a b"), ("GRID_PADDING", "300"),
+     ("CIRCUIT_FAILURES", "0"), ("CIRCUIT_FAILURES", "three"), ("CIRCUIT_WINDOW", "0.5"), ("CIRCUIT_COOLDOWN", "-1")],
 )
 def test_malformed_value_names_the_variable(env, name, value):
     env[name] = value

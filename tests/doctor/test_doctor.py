@@ -6,8 +6,13 @@ import subprocess
 
 import pytest
 
-from tests.fixtures.procs import MIRO_SYNC, free_port
-from tests.fixtures.stack import LocalStack
+from shared import keys
+from tests.fixtures.procs import MIRO_SYNC, free_port, wait_for
+from tests.fixtures.stack import LocalStack, make_image
+
+
+def deliveries(stack) -> dict[str, str]:
+    return {entry.path: entry.delivery for entry in stack.ledger().all_content().values()}
 
 
 def doctor(env: dict[str, str], cwd) -> subprocess.CompletedProcess:
@@ -38,7 +43,8 @@ def test_all_green_on_a_healthy_sandbox_stack(healthy, tmp_path):
     proc = doctor(healthy.service_env(), tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     checks = [line for line in proc.stdout.splitlines() if line[:1] in "✔✘"]
-    assert [c.split(":")[0][2:] for c in checks] == ["settings", "redis", "watch folder", "miro token and board", "tunnel"]
+    assert [c.split(":")[0][2:] for c in checks] == ["settings", "redis", "watch folder", "miro token and board", "tunnel",
+                                                     "pictures awaiting verification", "tunnel circuit"]
     assert all(c.startswith("✔") for c in checks), proc.stdout
 
 
@@ -48,6 +54,25 @@ def test_names_the_warning_page(healthy, tmp_path):
     assert proc.returncode != 0
     line = line_for(proc.stdout, "tunnel")
     assert line.startswith("✘") and "warning" in line and "UPLOAD_MODE=file" in line, line
+
+
+def test_shows_pictures_awaiting_verification_and_an_open_circuit(local_stack, tmp_path):
+    local_stack.env.update({"UPLOAD_MODE": "url", "VERIFY_GRACE": "120"})
+    local_stack.start()
+    make_image(local_stack.folder / "first.png", "png", seed=1)  # the probe passes, and is cached
+    wait_for(lambda: deliveries(local_stack).get("first.png") == "verified", 30, what=lambda: local_stack.log()[-3000:])
+    local_stack.set_tunnel_mode("warning-page")
+    make_image(local_stack.folder / "second.png", "png", seed=2)  # by URL: Miro gets the warning page
+    wait_for(lambda: deliveries(local_stack).get("second.png") == "unverified", 30, what=lambda: local_stack.log()[-3000:])
+    line = line_for(doctor(local_stack.service_env(), tmp_path).stdout, "pictures awaiting verification")
+    assert line.startswith("✔") and line.split(": ", 1)[1].startswith("1 (") and "next check in" in line, line
+
+    local_stack.ledger().redis.delete(keys.TUNNEL_PROBE)  # the next upload probes again, and sees the page
+    make_image(local_stack.folder / "third.png", "png", seed=3)
+    wait_for(lambda: deliveries(local_stack).get("third.png") == "file", 30, what=lambda: local_stack.log()[-3000:])
+    proc = doctor(local_stack.service_env(), tmp_path)
+    line = line_for(proc.stdout, "tunnel circuit")
+    assert proc.returncode != 0 and line.startswith("✘") and "open since" in line and "warning-page" in line and "by file" in line, line
 
 
 def test_wrong_token(healthy, tmp_path):
@@ -74,7 +99,8 @@ def test_bad_settings_is_a_red_line_and_every_check_still_printed(tmp_path):
     assert proc.returncode != 0
     assert proc.stdout.strip().startswith("✘ settings: MIRO_ACCESS_TOKEN is not set")
     checks = [line for line in proc.stdout.splitlines() if line[:1] in "✔✘"]
-    assert [c.split(":")[0][2:] for c in checks] == ["settings", "redis", "watch folder", "miro token and board", "tunnel"], proc.stdout
+    assert [c.split(":")[0][2:] for c in checks] == ["settings", "redis", "watch folder", "miro token and board", "tunnel",
+                                                     "pictures awaiting verification", "tunnel circuit"], proc.stdout
     assert "not checked: MIRO_ACCESS_TOKEN and MIRO_BOARD_ID not set" in line_for(proc.stdout, "miro token and board")
     assert "not checked: WATCH_FOLDER not set" in line_for(proc.stdout, "watch folder")
 
@@ -83,7 +109,8 @@ def test_missing_folder_every_check_still_printed(healthy, tmp_path):
     missing = tmp_path / "not-yet" / "inbox"
     proc = doctor(healthy.service_env(WATCH_FOLDER=str(missing)), tmp_path)
     checks = [line for line in proc.stdout.splitlines() if line[:1] in "✔✘"]
-    assert [c.split(":")[0][2:] for c in checks] == ["settings", "redis", "watch folder", "miro token and board", "tunnel"], proc.stdout
+    assert [c.split(":")[0][2:] for c in checks] == ["settings", "redis", "watch folder", "miro token and board", "tunnel",
+                                                     "pictures awaiting verification", "tunnel circuit"], proc.stdout
     line = line_for(proc.stdout, "watch folder")
     # As .env.example says: the watcher creates it; the doctor only says so, and creates nothing.
     assert line.startswith("✔") and "does not exist yet" in line and "creates it" in line, line
