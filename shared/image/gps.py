@@ -37,7 +37,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from shared.jpegcheck import _mpf_starts
+from shared.image.jpeg import _mpf_starts
 
 Reader = Callable[[int, int], bytes]
 """``read(offset, n)``: at most ``n`` bytes from ``offset`` (fewer at the end of the data)."""
