@@ -276,7 +276,8 @@ def _convert_animation(path: Path, info: ImageInfo, max_bytes: int) -> Upload:
     while True:
         width = max(1, round(info.width * scale))
         # thumbnail fits each frame (page) in the box; the height is left free for them.
-        im = pyvips.Image.thumbnail(str(path), width, height=10_000_000, size="down", option_string="n=-1", fail_on="error")
+        im = pyvips.Image.new_from_file(str(path), n=-1, access="sequential", fail_on="error")
+        im = im.thumbnail_image(width, height=10_000_000, size="down")
         im = _to_srgb(im)
         content = im.gifsave_buffer(keep="icc", effort=4)
         page_height = im.get("page-height") if im.get_typeof("page-height") else im.height
