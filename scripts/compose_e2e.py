@@ -333,6 +333,21 @@ def run_checks(stack: Stack, timings: dict[str, float]) -> None:
         raise CheckFailed(f"{len(gone)} items present before `down` were replaced after `up`")
     say(f"ok: down ({timings['down']:.0f} s) and up: earlier items kept, none re-uploaded, "
         "the 10 pictures copied in meanwhile uploaded")
+    check_heic(stack)
+
+
+def check_heic(stack: Stack) -> None:
+    """An iPhone photo (HEIC), made inside the image itself, reaches the board converted and decodable."""
+    (container, *_) = stack.containers("worker")
+    make = ("import os, pillow_heif; from PIL import Image; "
+            "pillow_heif.from_pillow(Image.new('RGB', (320, 240), (200, 30, 30))).save('/data/inbox/.phone.heic.tmp', quality=80); "
+            "os.replace('/data/inbox/.phone.heic.tmp', '/data/inbox/phone.heic')")
+    subprocess.run(["podman", "exec", container, "python", "-c", make], capture_output=True, check=True)
+    item = wait_for(lambda: next((i for i in stack.items() if i["data"].get("title") == "phone.heic"), None), 60,
+                    "the HEIC photo on the board")
+    if item.get("decodes") is not True or item.get("content_type") != "image/jpeg":
+        raise CheckFailed(f"the HEIC photo reached the board as {item.get('content_type')}, decodes={item.get('decodes')}")
+    say("ok: a HEIC photo converted by the image and shown on the board as a JPEG")
 
 
 def _interrupt(*_) -> None:
