@@ -337,12 +337,15 @@ def run_checks(stack: Stack, timings: dict[str, float]) -> None:
 
 
 def check_heic(stack: Stack) -> None:
-    """An iPhone photo (HEIC), made inside the image itself, reaches the board converted and decodable."""
+    """An iPhone photo (HEIC), made by the image's own pillow-heif, reaches the board converted and decodable."""
     (container, *_) = stack.containers("worker")
-    make = ("import os, pillow_heif; from PIL import Image; "
-            "pillow_heif.from_pillow(Image.new('RGB', (320, 240), (200, 30, 30))).save('/data/inbox/.phone.heic.tmp', quality=80); "
-            "os.replace('/data/inbox/.phone.heic.tmp', '/data/inbox/phone.heic')")
-    subprocess.run(["podman", "exec", container, "python", "-c", make], capture_output=True, check=True)
+    make = ("import sys, pillow_heif; from PIL import Image; "
+            "pillow_heif.from_pillow(Image.new('RGB', (320, 240), (200, 30, 30))).save(sys.stdout.buffer, quality=80)")
+    done = subprocess.run(["podman", "exec", container, "python", "-c", make], capture_output=True)
+    if done.returncode != 0:
+        raise CheckFailed(f"the image cannot make a HEIC: {done.stderr.decode(errors='replace')[-500:]}")
+    (stack.workdir / "phone.heic").write_bytes(done.stdout)
+    shutil.copyfile(stack.workdir / "phone.heic", stack.inbox / "phone.heic")
     item = wait_for(lambda: next((i for i in stack.items() if i["data"].get("title") == "phone.heic"), None), 60,
                     "the HEIC photo on the board")
     if item.get("decodes") is not True or item.get("content_type") != "image/jpeg":
