@@ -4,7 +4,7 @@
 * :mod:`~shared.image.validate`: :func:`inspect`, a file checked and measured, cheaply.
 * :mod:`~shared.image.convert`: :func:`prepare_upload`, the file itself or a converted copy that fits.
 * :mod:`~shared.image.gps`: the GPS position cut out of a file sent as it is.
-* :mod:`~shared.image.jpeg`: a JPEG's structure, walked without decoding (validate and gps use it).
+* :mod:`~shared.image.jpeg`, :mod:`~shared.image.png`: their structure, walked without decoding (validate and gps use them).
 
 Imaging libraries are imported on first use: the watcher only sniffs and must stay small.
 """

@@ -37,6 +37,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+from shared.image import png
 from shared.image.jpeg import _mpf_starts
 
 Reader = Callable[[int, int], bytes]
@@ -267,26 +268,18 @@ def _ext_offset(part: tuple[int, bytes]) -> int:
 
 
 def _png_edits(read: Reader) -> Iterator[Edit]:
-    pos = 8
-    while True:
-        head = read(pos, 8)
-        if len(head) < 8:
-            return
-        length, ctype = struct.unpack(">I4s", head)
-        end = pos + 12 + length
+    for chunk in png.chunks(read):
+        ctype, length = chunk.ctype, chunk.length
         body = None
         if ctype == b"eXIf":
-            body = _strip_exif(read(pos + 8, length))
+            body = _strip_exif(read(chunk.body_at, length))
         elif ctype in _PNG_TEXT:
-            keyword = read(pos + 8, min(length, 80)).split(b"\x00", 1)[0]
+            keyword = read(chunk.body_at, min(length, 80)).split(b"\x00", 1)[0]
             if keyword == _PNG_XMP_KEY or keyword in _PNG_RAW_KEYS:
-                body = _png_text_without_gps(ctype, keyword, read(pos + 8, length))
+                body = _png_text_without_gps(ctype, keyword, read(chunk.body_at, length))
         if body is not None:
-            chunk = b"" if body == b"" else struct.pack(">I", len(body)) + ctype + body + struct.pack(">I", zlib.crc32(ctype + body))
-            yield Edit(pos, end, chunk)
-        if ctype == b"IEND":
-            return
-        pos = end
+            new = b"" if body == b"" else struct.pack(">I", len(body)) + ctype + body + struct.pack(">I", zlib.crc32(ctype + body))
+            yield Edit(chunk.pos, chunk.end, new)
 
 
 def _png_text_without_gps(ctype: bytes, keyword: bytes, body: bytes) -> bytes | None:

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from shared import imagetype
-from shared.image import validate
+from shared.image import png
 from shared.imagetype import BadImage, inspect, prepare_upload, sniff
 from tests.imagetype.pictures import encoded, noisy
 
@@ -123,7 +123,7 @@ def test_interlaced_png_is_accepted(tmp_path):
     width, height = 9, 7
     raw = b"".join(
         b"\x00" + bytes((width - x0 + dx - 1) // dx) * 1
-        for x0, y0, dx, dy in validate._ADAM7
+        for x0, y0, dx, dy in png._ADAM7
         for _ in range((height - y0 + dy - 1) // dy)
         if (width - x0 + dx - 1) // dx
     )
@@ -261,7 +261,7 @@ def test_heic_without_its_decoder_is_refused_with_a_hint(tmp_path, monkeypatch):
 MEASURE = """
 import resource, sys
 from shared import imagetype
-from shared.image import validate
+from shared.image import png
 imagetype.preload()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 info = imagetype.inspect(sys.argv[1])
