@@ -18,7 +18,8 @@ quality 90 holds about that much photo; decoding more costs memory for pixels th
 kept in memory (at most 67 MB, RGBA). From there it is encoded until it fits ``max_bytes``: JPEG
 at quality 90, then 82 and 74 when it is a little too big (every pixel kept), else scaled down by
 the square root of the overshoot. Pictures with transparency become PNG, animations (GIF, WebP)
-an animated GIF, everything else JPEG. Colours: CMYK is converted to sRGB (libvips' built-in profile), 16 bits to 8, and an
+an animated GIF, everything else JPEG. Colours: CMYK is converted to sRGB (libvips' built-in profile), 16 bits to 8 (libvips'
+savers), and an
 embedded ICC profile (Display P3 on phones) goes with the copy, which browsers apply; converting
 the pixels to sRGB instead cost 3 s of CPU at 24 MP. The picture is turned upright (EXIF
 orientation, HEIF rotation), and no other metadata is kept: a converted copy carries no GPS position.
@@ -147,7 +148,7 @@ def convert(path: Path, info: ImageInfo, max_bytes: int) -> Upload:
         im, turned = _decode(path, info)
         if turned:
             notes.append("turned upright")
-        im = _to_srgb(im).copy_memory()  # decoded once; every attempt below only encodes
+        im = im.copy_memory()  # decoded once; every attempt below only encodes
         alpha = im.hasalpha() and im[im.bands - 1].min() < 255
         if im.hasalpha() and not alpha:
             im = im[: im.bands - 1]  # an alpha channel that hides nothing: a JPEG shows it the same
@@ -234,15 +235,6 @@ def _pillow_pixels(path: Path, kind: str) -> tuple[Any, bool]:
     return im, turn not in (0, 1)
 
 
-def _to_srgb(im: Any) -> Any:
-    """8-bit sRGB (or grey), whatever the source's colour space and depth."""
-    if im.interpretation not in ("srgb", "b-w") or im.format != "uchar":
-        im = im.colourspace("srgb" if im.interpretation not in ("b-w", "grey16") else "b-w")
-    if im.format != "uchar":
-        im = im.cast("uchar")
-    return im
-
-
 def _fit(im: Any, fmt: str, max_bytes: int) -> tuple[bytes, str, int | None, Any]:
     """Encode ``im`` under ``max_bytes``: every pixel at a lower quality when the overshoot is
     small, else fewer pixels. Returns the bytes, format, quality and the picture encoded."""
@@ -278,7 +270,6 @@ def _convert_animation(path: Path, info: ImageInfo, max_bytes: int) -> Upload:
         # thumbnail fits each frame (page) in the box; the height is left free for them.
         im = pyvips.Image.new_from_file(str(path), n=-1, access="sequential", fail_on="error")
         im = im.thumbnail_image(width, height=10_000_000, size="down")
-        im = _to_srgb(im)
         content = im.gifsave_buffer(keep="icc", effort=4)
         page_height = im.get("page-height") if im.get_typeof("page-height") else im.height
         if len(content) <= max_bytes:
