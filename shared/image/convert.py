@@ -18,10 +18,9 @@ quality 90 holds about that much photo; decoding more costs memory for pixels th
 kept in memory (at most 67 MB, RGBA). From there it is encoded until it fits ``max_bytes``: JPEG
 at quality 90, then 82 and 74 when it is a little too big (every pixel kept), else scaled down by
 the square root of the overshoot. Pictures with transparency become PNG, animations (GIF, WebP)
-an animated GIF, everything else JPEG. Colours: CMYK is converted to sRGB (libvips' built-in profile), 16 bits to 8 (libvips'
-savers), and an
-embedded ICC profile (Display P3 on phones) goes with the copy, which browsers apply; converting
-the pixels to sRGB instead cost 3 s of CPU at 24 MP. The picture is turned upright (EXIF
+an animated GIF, everything else JPEG. Colours: CMYK is converted to sRGB (libvips' built-in
+profile), 16 bits to 8 (libvips' savers), and an embedded ICC profile (Display P3 on phones) goes
+with the copy, which browsers apply; converting the pixels to sRGB instead cost 3 s of CPU at 24 MP. The picture is turned upright (EXIF
 orientation, HEIF rotation), and no other metadata is kept: a converted copy carries no GPS position.
 
 Files sent as they are keep every byte but their GPS position (:mod:`shared.image.gps`).
