@@ -197,3 +197,24 @@ def test_tiny_png_inflating_past_its_header_is_refused_unbuilt(tmp_path):
     with pytest.raises(BadImage, match="more image data than its size"):
         inspect(path)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 20 * 1024
+
+
+@pytest.mark.parametrize("fmt", ["WEBP", "AVIF", "TIFF", "HEIC", "PNG-too-big"])
+def test_converted_copy_of_any_kind_carries_no_gps(tmp_path, fmt):
+    import pillow_heif
+
+    from tests.imagetype.pictures import noisy
+    from tests.imagetype.test_gps import WHEN, assert_no_gps, gps_exif
+
+    exif = gps_exif(orientation=1).tobytes()
+    path = tmp_path / f"placed.{fmt.split('-')[0].lower()}"
+    if fmt == "HEIC":
+        pillow_heif.from_pillow(noisy(64, 48)).save(path, quality=80, exif=exif)
+    else:
+        noisy(64, 48).save(path, fmt.split("-")[0], exif=exif)
+    assert WHEN.encode() in path.read_bytes()  # the position is there to remove
+    info = inspect(path)
+    limit = info.size - 1 if fmt == "PNG-too-big" else 6 * MB
+    upload = prepare_upload(path, info, limit)
+    assert upload.converted is not None
+    assert_no_gps(upload.content)
