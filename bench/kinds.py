@@ -96,13 +96,15 @@ def _measure(code: str, path: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="keep the pictures here (default: a temporary folder)")
+    parser.add_argument("--scale", type=float, default=1.0, help="side scale of every picture (the smoke test's 0.05)")
     args = parser.parse_args()
     folder = args.out or Path(tempfile.mkdtemp(prefix="bench-kinds-"))
     folder.mkdir(parents=True, exist_ok=True)
     print("| picture | file | shared.image CPU | peak RSS | sent | Pillow alone CPU | peak RSS | sent |")
     print("|---|---|---|---|---|---|---|---|")
     for name, width, height, how in SOURCES:
-        path = folder / (name.replace(" ", "-").lower() + how.split("[")[0])
+        width, height = max(64, round(width * args.scale)), max(64, round(height * args.scale))
+        path = folder / f"{name.replace(' ', '-').lower()}-{width}x{height}{how.split('[')[0]}"
         if not path.exists():
             subprocess.run([sys.executable, "-c", MAKE, str(width), str(height), str(path) + how[len(path.suffix):]], check=True)
         size = path.stat().st_size / 2**20
