@@ -127,7 +127,7 @@ def carries_gps(path: str | os.PathLike[str], kind: str) -> bool:
             fh.seek(offset)
             return fh.read(n)
 
-        return gps.has_gps(read, kind)
+        return gps.has_gps(read, kind, os.fstat(fh.fileno()).st_size)
 
 
 # --- conversion -----------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ The watcher's cheap check: pure, no imaging library loaded, so the watcher stays
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import struct
 
@@ -82,6 +83,12 @@ def describe_non_image(head: bytes) -> str:
     return "not an image"
 
 
+@functools.lru_cache(maxsize=None)
+def _installed(package: str) -> bool:
+    """Looked up once per process: the watcher asks for every file it sees."""
+    return importlib.util.find_spec(package) is not None
+
+
 def unsupported_reason(kind: str) -> str | None:
     """Why a sniffed kind cannot be handled by this installation, or None when it can.
 
@@ -89,6 +96,6 @@ def unsupported_reason(kind: str) -> str | None:
     refuses, and says which package to reinstall.
     """
     needed = {"heic": "pillow_heif", "heif": "pillow_heif"}.get(kind, "pyvips")
-    if importlib.util.find_spec(needed) is None:
+    if not _installed(needed):
         return f"{kind.upper()} cannot be read: the {needed.replace('_', '-')} package is missing (reinstall miro-sync)"
     return None

@@ -12,6 +12,7 @@ from PIL import Image
 
 from shared import imagetype
 from shared.image import png
+from shared.image import sniff as sniff_module
 from shared.imagetype import BadImage, inspect, prepare_upload, sniff
 from tests.imagetype.pictures import encoded, noisy
 
@@ -252,6 +253,8 @@ def test_heic_without_its_decoder_is_refused_with_a_hint(tmp_path, monkeypatch):
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pillow_heif" else real(name, *a))
+    sniff_module._installed.cache_clear()
+    monkeypatch.setattr(sniff_module, "_installed", sniff_module._installed.__wrapped__)
     path = tmp_path / "iphone.heic"
     path.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(100))
     with pytest.raises(BadImage, match=r"HEIC cannot be read: the pillow-heif package is missing"):
@@ -262,6 +265,7 @@ MEASURE = """
 import resource, sys
 from shared import imagetype
 from shared.image import png
+from shared.image import sniff as sniff_module
 imagetype.preload()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 info = imagetype.inspect(sys.argv[1])
