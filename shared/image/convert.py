@@ -23,6 +23,10 @@ profile), 16 bits to 8 (libvips' savers), and an embedded ICC profile (Display P
 with the copy, which browsers apply; converting the pixels to sRGB instead cost 3 s of CPU at 24 MP. The picture is turned upright (EXIF
 orientation, HEIF rotation), and no other metadata is kept: a converted copy carries no GPS position.
 
+Known costs past the memory goal (300 MB for 50 MP): a progressive JPEG keeps every DCT
+coefficient in libjpeg whatever the output size (50 MP: 287 MB peak at 4:2:0 chroma, 433 MB at
+4:4:4), and libavif decodes an AVIF whole (24 MP: 321 MB).
+
 Files sent as they are keep every byte but their GPS position (:mod:`shared.image.gps`).
 """
 
