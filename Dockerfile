@@ -30,7 +30,8 @@ COPY shared ./shared
 COPY services ./services
 RUN pip install --no-deps . \
     && rm -rf build *.egg-info \
-    && miro-sync --help >/dev/null
+    && miro-sync --help >/dev/null \
+    && python -c "import pyvips, pillow_heif; pyvips.Image.black(1, 1).avg(); pillow_heif.register_heif_opener()"
 
 # Never run as root. The uid is fixed so bind-mounted folders can be matched on the host if needed.
 RUN groupadd --gid 10001 miro \

@@ -404,8 +404,25 @@ def run_checks(stack: Stack, timings: dict[str, float]) -> None:
         raise CheckFailed(f"{len(gone)} items present before `down` were replaced after `up`")
     say(f"ok: down ({timings['down']:.0f} s) and up: earlier items kept, none re-uploaded, "
         "the 10 pictures copied in meanwhile uploaded")
-
     check_url_route(stack, staging, expected)
+    check_heic(stack)  # last: its converted item is not among `expected`, which check_board compares the board to
+
+
+def check_heic(stack: Stack) -> None:
+    """An iPhone photo (HEIC), made by the image's own pillow-heif, reaches the board converted and decodable."""
+    (container, *_) = stack.containers("worker")
+    make = ("import sys, pillow_heif; from PIL import Image; "
+            "pillow_heif.from_pillow(Image.new('RGB', (320, 240), (200, 30, 30))).save(sys.stdout.buffer, quality=80)")
+    done = subprocess.run(["podman", "exec", container, "python", "-c", make], capture_output=True)
+    if done.returncode != 0:
+        raise CheckFailed(f"the image cannot make a HEIC: {done.stderr.decode(errors='replace')[-500:]}")
+    (stack.workdir / "phone.heic").write_bytes(done.stdout)
+    shutil.copyfile(stack.workdir / "phone.heic", stack.inbox / "phone.heic")
+    item = wait_for(lambda: next((i for i in stack.items() if i["data"].get("title") == "phone.heic"), None), 60,
+                    "the HEIC photo on the board")
+    if item.get("decodes") is not True or item.get("content_type") != "image/jpeg":
+        raise CheckFailed(f"the HEIC photo reached the board as {item.get('content_type')}, decodes={item.get('decodes')}")
+    say("ok: a HEIC photo converted by the image and shown on the board as a JPEG")
 
 
 # --- the url route: UPLOAD_MODE=url through the sandbox's ngrok stand-in as the tunnel ------------

@@ -48,5 +48,6 @@ def test_compose_stack_end_to_end(tmp_path):
     assert code == 0, f"scripts/compose-e2e {'timed out' if code is None else f'exited {code}'}:\n{output[-6000:]}"
     for point in ("containers reach each other by name", "config -q", "refused by name", "pictures on the board once each",
                   "dashboard on 127.0.0.1 only", "healthchecks healthy", "no Miro token in the environment", "uploads counted across",
-                  "nothing lost, nothing doubled", "earlier items kept"):
+                  "nothing lost, nothing doubled", "earlier items kept", "each verified", "tunnel showing the warning page",
+                  "a HEIC photo converted"):
         assert point in output, f"the harness did not report {point!r}:\n{output[-3000:]}"

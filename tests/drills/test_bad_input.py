@@ -26,7 +26,7 @@ from tests.fixtures.procs import wait_for
 from .harness import drop_file, picture, read
 
 REPORT_EVENTS = {"file.rejected", "file.skipped", "upload.failed"}
-WORKER_BUDGET_MB = 100  # peak RSS, see shared/imagetype.py
+WORKER_BUDGET_MB = 300  # peak RSS while converting, see shared/image/convert.py
 
 
 def _image(fmt: str, size: tuple[int, int], noise: bool = False, **options) -> bytes:

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, PngImagePlugin
 
-from shared import exifgps, jpegcheck
+from shared.image import gps as exifgps
+from shared.image import jpeg as jpegcheck
 from shared.imagetype import carries_gps, inspect, prepare_upload
 from shared.settings import SettingsError, load_settings
 from tests.imagetype.pictures import encoded, noisy

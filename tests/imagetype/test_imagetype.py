@@ -11,6 +11,8 @@ import pytest
 from PIL import Image
 
 from shared import imagetype
+from shared.image import png
+from shared.image import sniff as sniff_module
 from shared.imagetype import BadImage, inspect, prepare_upload, sniff
 from tests.imagetype.pictures import encoded, noisy
 
@@ -122,7 +124,7 @@ def test_interlaced_png_is_accepted(tmp_path):
     width, height = 9, 7
     raw = b"".join(
         b"\x00" + bytes((width - x0 + dx - 1) // dx) * 1
-        for x0, y0, dx, dy in imagetype._ADAM7
+        for x0, y0, dx, dy in png._ADAM7
         for _ in range((height - y0 + dy - 1) // dy)
         if (width - x0 + dx - 1) // dx
     )
@@ -166,12 +168,10 @@ def test_jpeg_dimensions_follow_exif_orientation(tmp_path):
     assert (info.width, info.height) == (200, 300)
 
 
-def test_webp_too_large_to_convert_is_refused(tmp_path):
-    limit = imagetype.decode_limit("webp")
-    side = int(limit**0.5) + 10
-    path = save(Image.new("RGB", (side, side), "white"), tmp_path / "huge.webp", "WEBP")
-    with pytest.raises(BadImage, match="too large to convert"):
-        inspect(path)
+def test_big_webp_is_converted_not_refused(tmp_path):
+    path = save(Image.new("RGB", (3000, 2000), "white"), tmp_path / "six-mp.webp", "WEBP")
+    upload = prepare_upload(path, inspect(path), 6 * MB)
+    assert (upload.content_type, upload.width, upload.height) == ("image/jpeg", 3000, 2000)
 
 
 # --- prepare_upload ---------------------------------------------------------------------------------
@@ -212,15 +212,17 @@ def test_webp_is_converted_to_jpeg(tmp_path):
     assert Image.open(io.BytesIO(upload.content)).format == "JPEG"
 
 
-def test_transparent_gif_too_big_becomes_png(tmp_path):
+def test_animated_gif_too_big_stays_an_animated_gif(tmp_path):
     frames = [noisy(200, 200, "RGBA") for _ in range(3)]
     for frame in frames:
         frame.paste((0, 0, 0, 0), (0, 0, 50, 50))  # a transparent corner
     path = tmp_path / "anim.gif"
     frames[0].save(path, save_all=True, append_images=frames[1:])
     upload = prepare_upload(path, inspect(path), path.stat().st_size // 2)
-    assert upload.content_type == "image/png" and upload.filename == "anim.png"
-    assert "first frame" in upload.converted
+    assert upload.content_type == "image/gif" and upload.filename == "anim.gif"
+    assert len(upload.content) <= path.stat().st_size // 2
+    out = Image.open(io.BytesIO(upload.content))
+    assert out.n_frames == 3 and "3 frames" in upload.converted
 
 
 def test_rotated_jpeg_converted_comes_out_upright_without_exif(tmp_path):
@@ -235,8 +237,7 @@ def test_rotated_jpeg_converted_comes_out_upright_without_exif(tmp_path):
     assert "turned upright" in upload.converted
 
 
-def test_heic_is_converted_when_enabled(tmp_path):
-    pytest.importorskip("pillow_heif", reason="HEIC is an optional extra (miro-sync[heic])")
+def test_heic_is_converted(tmp_path):
     import pillow_heif
 
     path = tmp_path / "iphone.heic"
@@ -247,20 +248,24 @@ def test_heic_is_converted_when_enabled(tmp_path):
     assert (upload.content_type, upload.filename, upload.width, upload.height) == ("image/jpeg", "iphone.jpg", 320, 240)
 
 
-def test_heic_without_the_extra_is_refused_with_a_hint(tmp_path, monkeypatch):
+def test_heic_without_its_decoder_is_refused_with_a_hint(tmp_path, monkeypatch):
     import importlib.util
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pillow_heif" else real(name, *a))
+    sniff_module._installed.cache_clear()
+    monkeypatch.setattr(sniff_module, "_installed", sniff_module._installed.__wrapped__)
     path = tmp_path / "iphone.heic"
     path.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(100))
-    with pytest.raises(BadImage, match=r"HEIC is not enabled \(install miro-sync\[heic\]\)"):
+    with pytest.raises(BadImage, match=r"HEIC cannot be read: the pillow-heif package is missing"):
         inspect(path)
 
 
 MEASURE = """
 import resource, sys
 from shared import imagetype
+from shared.image import png
+from shared.image import sniff as sniff_module
 imagetype.preload()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 info = imagetype.inspect(sys.argv[1])

@@ -18,9 +18,11 @@ before a file leaves the machine (``KEEP_GPS=true`` keeps them). No pixel is re-
 A JPEG keeps its length (an MPF index counts offsets across the file); a PNG's changed chunks are
 written again with their CRC.
 
-Cheap when there is nothing to remove: only metadata is read (a JPEG's segments up to its first
-scan, a PNG's chunk headers, the image data skipped over), through a ``read(offset, n)``
-callable, so a file on disk is never read whole; nothing is copied unless GPS is found.
+Cheap when there is nothing to remove: a JPEG's segments are found by the one JPEG walker
+(:func:`shared.image.jpeg.check`, about 0.3 ms per MB, scans searched at C speed), a PNG's by the
+one chunk walker (:func:`shared.image.png.chunks`, headers only, image data skipped), through a
+``read(offset, n)`` callable, so a file on disk is never held whole; nothing is copied unless GPS
+is found. A JPEG whose structure is broken is :class:`Unremovable`.
 
 When there may be GPS but the EXIF is too damaged to edit safely (its first IFD runs past the
 block, the GPS IFD cannot be read), :class:`Unremovable` is raised: the caller re-encodes the
@@ -34,10 +36,11 @@ from __future__ import annotations
 import re
 import struct
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import BinaryIO, cast
 
-from shared.jpegcheck import _mpf_starts
+from shared.image import jpeg, png
 
 Reader = Callable[[int, int], bytes]
 """``read(offset, n)``: at most ``n`` bytes from ``offset`` (fewer at the end of the data)."""
@@ -52,7 +55,6 @@ _EXIF_ID = b"Exif\x00"
 _XMP_ID = b"http://ns.adobe.com/xap/1.0/\x00"
 _XMP_EXT_ID = b"http://ns.adobe.com/xmp/extension/\x00"
 _XMP_EXT_HEADER = len(_XMP_EXT_ID) + 32 + 8  # GUID, full length, offset
-_SOS, _EOI, _APP1, _APP2 = 0xDA, 0xD9, 0xE1, 0xE2
 _PNG_TEXT = (b"tEXt", b"zTXt", b"iTXt")
 _PNG_XMP_KEY = b"XML:com.adobe.xmp"
 _PNG_RAW_KEYS = (b"Raw profile type exif", b"Raw profile type APP1", b"Raw profile type xmp")
@@ -82,26 +84,26 @@ def reader(data: bytes) -> Reader:
     return lambda offset, n: bytes(view[offset : offset + n])
 
 
-def find(read: Reader, kind: str) -> list[Edit]:
-    """The edits that remove GPS from the file ``read`` gives; [] when it has none."""
+def find(read: Reader, kind: str, size: int) -> list[Edit]:
+    """The edits that remove GPS from the file (``size`` bytes) ``read`` gives; [] when it has none."""
     if kind == "jpeg":
-        return list(_jpeg_edits(read, 0, appended=True))
+        return list(_jpeg_edits(read, size))
     if kind == "png":
         return list(_png_edits(read))
     return []
 
 
-def has_gps(read: Reader, kind: str) -> bool:
-    """True when the file would tell where it was taken, or may (damaged metadata)."""
+def has_gps(read: Reader, kind: str, size: int) -> bool:
+    """True when the file would tell where it was taken, or may (damaged metadata or structure)."""
     try:
-        return bool(find(read, kind))
+        return bool(find(read, kind, size))
     except Unremovable:
         return True
 
 
 def remove_gps(data: bytes, kind: str) -> bytes | None:
     """``data`` without GPS, or None when it has none; raise :class:`Unremovable`."""
-    edits = find(reader(data), kind)
+    edits = find(reader(data), kind, len(data))
     if not edits:
         return None
     out = bytearray(data)
@@ -209,42 +211,38 @@ def strip_xmp(packet: bytes) -> bytes | None:
 # --- JPEG ---------------------------------------------------------------------------------------
 
 
-def _jpeg_edits(read: Reader, start: int, appended: bool) -> Iterator[Edit]:
-    if read(start, 2) != b"\xff\xd8":
-        raise Unremovable("not a JPEG where one should start")
-    pos, extended, mpf = start + 2, [], None
-    while True:
-        head = read(pos, 4)
-        if len(head) < 2:
-            raise Unremovable("JPEG ends before its image data")
-        if head[0] != 0xFF:  # junk between segments, which decoders skip
-            piece = read(pos, 4096)
-            found = piece.find(b"\xff")
-            pos += found if found > 0 else len(piece)
-            continue
-        marker = head[1]
-        if marker in (0xFF, 0x00, 0x01) or 0xD0 <= marker <= 0xD7:  # fill, stray, parameterless
-            pos += 1 if marker == 0xFF else 2
-            continue
-        if marker in (_SOS, _EOI):
-            break
-        if len(head) < 4 or struct.unpack_from(">H", head, 2)[0] < 2:
-            raise Unremovable("JPEG segment without a length")
-        body_at, end = pos + 4, pos + 2 + struct.unpack_from(">H", head, 2)[0]
-        if marker == _APP1:
+def _jpeg_edits(read: Reader, size: int) -> Iterator[Edit]:
+    """Edits of the APP1 segments the structure walk (:func:`shared.image.jpeg.check`) found."""
+    try:
+        facts = jpeg.check(cast(BinaryIO, _Source(read)), size)  # _Source has the read/seek the walk uses
+    except jpeg.JpegProblem as exc:
+        raise Unremovable(str(exc)) from None
+    for segments in facts.app1:
+        extended = []
+        for body_at, end in segments:
             body = read(body_at, end - body_at)
             if body.startswith(_XMP_EXT_ID):
                 extended.append((body_at, body))
             else:
                 yield from _app1_edit(body_at, body)
-        elif marker == _APP2 and appended and mpf is None and read(body_at, 4) == b"MPF\x00":
-            mpf = (body_at + 4, read(body_at + 4, end - body_at - 4))
-        pos = end
-    if extended and _GPS_LEFT.search(b"".join(body[_XMP_EXT_HEADER:] for _, body in sorted(extended, key=_ext_offset))):
-        yield from (Edit(at, at + len(body), bytes(len(body))) for at, body in extended)
-    for picture in _mpf_starts(mpf) if appended else ():
-        if read(picture, 2) == b"\xff\xd8":
-            yield from _jpeg_edits(read, picture, appended=False)
+        if extended and _GPS_LEFT.search(b"".join(body[_XMP_EXT_HEADER:] for _, body in sorted(extended, key=_ext_offset))):
+            yield from (Edit(at, at + len(body), bytes(len(body))) for at, body in extended)
+
+
+class _Source:
+    """A :data:`Reader` as the file object :func:`shared.image.jpeg.check` reads."""
+
+    def __init__(self, read: Reader) -> None:
+        self._read, self._pos = read, 0
+
+    def seek(self, pos: int) -> int:
+        self._pos = pos
+        return pos
+
+    def read(self, n: int) -> bytes:
+        data = self._read(self._pos, n)
+        self._pos += len(data)
+        return data
 
 
 def _app1_edit(at: int, body: bytes) -> Iterator[Edit]:
@@ -267,26 +265,18 @@ def _ext_offset(part: tuple[int, bytes]) -> int:
 
 
 def _png_edits(read: Reader) -> Iterator[Edit]:
-    pos = 8
-    while True:
-        head = read(pos, 8)
-        if len(head) < 8:
-            return
-        length, ctype = struct.unpack(">I4s", head)
-        end = pos + 12 + length
+    for chunk in png.chunks(read):
+        ctype, length = chunk.ctype, chunk.length
         body = None
         if ctype == b"eXIf":
-            body = _strip_exif(read(pos + 8, length))
+            body = _strip_exif(read(chunk.body_at, length))
         elif ctype in _PNG_TEXT:
-            keyword = read(pos + 8, min(length, 80)).split(b"\x00", 1)[0]
+            keyword = read(chunk.body_at, min(length, 80)).split(b"\x00", 1)[0]
             if keyword == _PNG_XMP_KEY or keyword in _PNG_RAW_KEYS:
-                body = _png_text_without_gps(ctype, keyword, read(pos + 8, length))
+                body = _png_text_without_gps(ctype, keyword, read(chunk.body_at, length))
         if body is not None:
-            chunk = b"" if body == b"" else struct.pack(">I", len(body)) + ctype + body + struct.pack(">I", zlib.crc32(ctype + body))
-            yield Edit(pos, end, chunk)
-        if ctype == b"IEND":
-            return
-        pos = end
+            new = b"" if body == b"" else struct.pack(">I", len(body)) + ctype + body + struct.pack(">I", zlib.crc32(ctype + body))
+            yield Edit(chunk.pos, chunk.end, new)
 
 
 def _png_text_without_gps(ctype: bytes, keyword: bytes, body: bytes) -> bytes | None:

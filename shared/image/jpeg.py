@@ -38,7 +38,7 @@ _CHUNK = 1 << 20
 _MARKER_IN_SCAN = re.compile(rb"\xff[^\x00]")
 
 SOI, EOI, SOS, DQT, DHT, DRI, DNL, DAC, COM, TEM = 0xD8, 0xD9, 0xDA, 0xDB, 0xC4, 0xDD, 0xDC, 0xCC, 0xFE, 0x01
-APP2 = 0xE2
+APP1, APP2 = 0xE1, 0xE2
 RST0, RST7 = 0xD0, 0xD7
 SEQUENTIAL_SOF = {0xC0: "baseline", 0xC1: "extended"}
 PROGRESSIVE_SOF = 0xC2
@@ -69,6 +69,9 @@ class JpegFacts:
     height: int
     end: int  # offset just past the first picture's end-of-image marker
     appended: int  # complete pictures found after it (MPF or directly appended)
+    app1: tuple[tuple[tuple[int, int], ...], ...] = ()
+    """Where the APP1 segments' bodies are (start, end), picture by picture: the first one, then
+    each complete one its MPF index lists. EXIF and XMP live there (:mod:`shared.image.gps`)."""
 
 
 def check(fh: BinaryIO, size: int) -> JpegFacts:
@@ -76,7 +79,7 @@ def check(fh: BinaryIO, size: int) -> JpegFacts:
     win = _Window(fh, size)
     try:
         picture = _walk(win, 0)
-        appended = _check_appended(win, picture)
+        appended, indexed = _check_appended(win, picture)
     except Truncated:
         raise
     except JpegProblem:
@@ -85,7 +88,9 @@ def check(fh: BinaryIO, size: int) -> JpegFacts:
             raise Truncated(_ZEROS) from None
         raise
     frame = picture.frame
-    return JpegFacts(frame.width, frame.height, picture.end, appended)
+    assert frame is not None  # _walk returns only a complete picture (_check_complete)
+    app1 = tuple(tuple(p.app1) for p in (picture, *indexed))
+    return JpegFacts(frame.width, frame.height, picture.end, appended, app1)
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -155,6 +160,7 @@ class _Picture:
     restart_interval: int = 0
     scanned: set[int] = field(default_factory=set)
     mpf: tuple[int, bytes] | None = None  # file offset of the MPF index (its TIFF header), its bytes
+    app1: list[tuple[int, int]] = field(default_factory=list)  # (body start, end) of each APP1 segment
     end: int = 0
 
 
@@ -189,6 +195,8 @@ def _walk(win: _Window, start: int) -> _Picture:
                 raise JpegProblem("corrupt jpeg (a segment runs past the end of the file, which ends like a whole JPEG)")
             raise win.cut("ends inside a marker segment")
         if marker in _SKIPPED:
+            if marker == APP1:
+                picture.app1.append((pos + 2, end))
             if marker == APP2 and picture.mpf is None and length >= 6 and win.read(pos + 2, 4, "ends inside a marker segment") == b"MPF\x00":
                 picture.mpf = (pos + 6, win.read(pos + 6, length - 6, "ends inside a marker segment"))
             pos = end
@@ -207,6 +215,7 @@ def _walk(win: _Window, start: int) -> _Picture:
             picture.restart_interval = struct.unpack(">H", body)[0]
         else:
             ids = _read_scan_header(picture, body)
+            assert picture.frame is not None  # _read_scan_header refuses a scan before the frame header
             pos = _skip_scan_data(win, pos, picture.restart_interval, picture.frame.mcus(ids))
 
 
@@ -298,7 +307,7 @@ def _read_frame(picture: _Picture, marker: int, body: bytes) -> None:
         raise JpegProblem(f"unsupported jpeg ({count} colour components)")
     if width == 0 or height == 0:
         raise JpegProblem(f"invalid dimensions {width}x{height}")
-    components = {}
+    components: dict[int, tuple[int, int, int]] = {}
     for k in range(count):
         ident, sampling, table = body[6 + 3 * k : 9 + 3 * k]
         h, v = sampling >> 4, sampling & 0x0F
@@ -377,29 +386,33 @@ def _check_complete(picture: _Picture) -> None:
 # --- what follows the first picture -------------------------------------------------------------
 
 
-def _check_appended(win: _Window, picture: _Picture) -> int:
+def _check_appended(win: _Window, picture: _Picture) -> tuple[int, list[_Picture]]:
     """Pictures after the first must be complete; where MPF puts one, there must be no zeros.
+    Returns how many complete ones follow, and those of them the MPF index lists.
 
     Only completeness is judged there: they are not what Miro shows, so any other oddity in
     them is let pass, and so is an MPF index pointing past the end of the file (editors that
     drop the extra pictures often keep the index).
     """
     indexed = set(_mpf_starts(picture.mpf))
-    found = 0
+    found: list[_Picture] = []
+    listed: list[_Picture] = []
     for pos in sorted(p for p in indexed | {picture.end} if picture.end <= p < win.size)[:_MAX_APPENDED]:
         buf, i = win.at(pos, _ZERO_PROBE)
         head = buf[i : i + _ZERO_PROBE]
         if head[:3] == b"\xff\xd8\xff":
             try:
-                _walk(win, pos)
+                appended = _walk(win, pos)
             except Truncated:
                 raise
             except JpegProblem:
                 continue
-            found += 1
+            found.append(appended)
+            if pos in indexed:
+                listed.append(appended)
         elif pos in indexed and not any(head):
             raise Truncated("truncated jpeg (zeros where its index puts a further picture: the file was never finished)")
-    return found
+    return len(found), listed
 
 
 def _mpf_starts(mpf: tuple[int, bytes] | None) -> list[int]:
