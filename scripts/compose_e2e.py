@@ -490,6 +490,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--keep", action="store_true", help="leave the stack running")
     parser.add_argument("--down-only", action="store_true", help="remove a stack left by --keep, and stop")
+    parser.add_argument("--build-only", action="store_true", help="build the images (podman's layer cache keeps them for the next run), and stop")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _interrupt)  # a CI timeout or pytest tears down like Ctrl+C does
     STATE.mkdir(parents=True, exist_ok=True)
@@ -498,9 +499,16 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="run-", dir=STATE))
     workdir.chmod(0o755)  # the services run as an unprivileged user and read the inbox inside it
     stack = Stack(workdir)
-    if args.down_only:
-        stack.down(volumes=True)
-        shutil.rmtree(workdir, ignore_errors=True)
+    if args.down_only or args.build_only:
+        try:
+            if args.build_only:
+                t = time.monotonic()
+                stack.compose("build")
+                say(f"ok: built in {time.monotonic() - t:.0f} s")
+            else:
+                stack.down(volumes=True)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
         return 0
     stack.down(volumes=True)  # whatever an interrupted earlier run left
     timings: dict[str, float] = {}
