@@ -29,6 +29,7 @@ from rq.serializers import JSONSerializer
 from .log import get_logger
 
 UPLOAD_FUNCTION = "services.worker.tasks.upload_image"
+REMOVE_FUNCTION = "services.worker.tasks.remove_path"
 
 RESULT_TTL = 24 * 3600
 """Seconds a finished job (and its result) stays visible in the dashboard."""
@@ -70,6 +71,24 @@ def enqueue_upload(queue: Queue, path: str, size: int, mtime_ns: int, job_timeou
     except DuplicateJobError:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("job.exists", file=path, job_id=jid, status=_status(queue, jid))
+        return None
+
+
+def removal_job_id(path: str, item_id: str) -> str:
+    """The id of the job acting on one deleted file's item (``ON_DELETE``): once per (path, item)."""
+    digest = hashlib.sha256(f"{path}\0{item_id}".encode("utf-8", "surrogateescape")).hexdigest()
+    return "del-" + digest[:40]
+
+
+def enqueue_removal(queue: Queue, path: str, item_id: str, job_timeout: int = DEFAULT_JOB_TIMEOUT) -> Job | None:
+    """Queue what ``ON_DELETE`` does with the item of the deleted file ``path``; None when already queued."""
+    jid = removal_job_id(path, item_id)
+    try:
+        return queue.enqueue_call(
+            REMOVE_FUNCTION, args=(path, item_id), job_id=jid, unique=True, timeout=job_timeout,
+            result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL, description=f"deleted: {path}",
+        )
+    except DuplicateJobError:
         return None
 
 

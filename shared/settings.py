@@ -50,6 +50,17 @@ class DuplicatePolicy(str, Enum):
     UPLOAD = "upload"  # every file name gets its own item, even when the bytes repeat
 
 
+class DeletePolicy(str, Enum):
+    KEEP = "keep"  # a file deleted: its item stays (a board is a shared space; people draw around pictures)
+    REMOVE = "remove"  # the item is deleted too (Level 3: 500 credits)
+    ARCHIVE = "archive"  # the item moves into the archive frame, away from the grid
+
+
+class FolderMode(str, Enum):
+    FRAMES = "frames"  # one frame per subfolder, titled with its relative path
+    FLAT = "flat"  # every picture in the one root grid
+
+
 class Need(str, Enum):
     MIRO = "miro"  # token and board
     FOLDER = "folder"  # the watch folder
@@ -66,6 +77,9 @@ class Grid:
     padding: int = 20
     origin_x: int = 0
     origin_y: int = 0
+    frame_columns: int = 5  # cells per row inside a folder's (or the archive's) frame
+    frame_rows: int = 4  # rows per frame; a full frame is followed by a continuation frame
+    frame_gap: int = 200  # board units between frames, and between frames and the root grid
 
 
 @dataclass(frozen=True)
@@ -93,6 +107,10 @@ class Settings:
     rate_safety_margin: float
     max_upload_bytes: int
     keep_gps: bool  # False: a photo's GPS position never leaves the machine
+    on_delete: DeletePolicy
+    max_delete: int
+    delete_settle: float
+    folders: FolderMode
     probe_interval: int
     verify_grace: float
     image_server_bind: str
@@ -174,6 +192,9 @@ def load_settings(
         padding=r.integer("GRID_PADDING", 20, minimum=0),
         origin_x=r.integer("GRID_ORIGIN_X", 0),
         origin_y=r.integer("GRID_ORIGIN_Y", 0),
+        frame_columns=r.integer("FRAME_COLUMNS", 5, minimum=1, maximum=100),
+        frame_rows=r.integer("FRAME_ROWS", 4, minimum=1, maximum=100),
+        frame_gap=r.integer("FRAME_GAP", 200, minimum=0, maximum=100_000),
     )
     if 2 * grid.padding >= min(grid.cell_width, grid.cell_height):
         raise SettingsError("GRID_PADDING", f"({grid.padding}) leaves no room in a {grid.cell_width}x{grid.cell_height} cell")
@@ -205,6 +226,10 @@ def load_settings(
         rate_safety_margin=r.number("RATE_SAFETY_MARGIN", 0.95, minimum=0.1, maximum=1.0),
         max_upload_bytes=r.integer("MAX_UPLOAD_BYTES", MIRO_MAX_UPLOAD_BYTES, minimum=1024, maximum=MIRO_MAX_UPLOAD_BYTES),
         keep_gps=r.boolean("KEEP_GPS", False),
+        on_delete=r.enum("ON_DELETE", DeletePolicy, DeletePolicy.KEEP),
+        max_delete=r.integer("MAX_DELETE", 50, minimum=0, maximum=1_000_000),
+        delete_settle=r.number("DELETE_SETTLE_SECONDS", 10.0, minimum=0.0, maximum=3600.0),
+        folders=r.enum("FOLDERS", FolderMode, FolderMode.FRAMES),
         probe_interval=r.integer("PROBE_INTERVAL", 300, minimum=5),
         verify_grace=r.number("VERIFY_GRACE", 5.0, minimum=0.0),
         image_server_bind=r.pattern("IMAGE_SERVER_BIND", r"^[^\s:]*:\d{1,5}$", "127.0.0.1:8000", "host:port"),

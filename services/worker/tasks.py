@@ -14,6 +14,7 @@ How failures end (policy in :mod:`shared.retry`):
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 from redis.exceptions import RedisError
 from rq import Retry, get_current_job
@@ -24,9 +25,9 @@ from shared.miro import MiroApiError, MiroAuthError, MiroError, MiroServerError,
 from shared.ratelimit import RateLimitTimeout
 
 from . import hold, maintenance
-from .context import get_context
+from .context import WorkerContext, get_context
 from .routes import TunnelUnavailable
-from .uploader import ContentBusy, Uploader
+from .uploader import ContentBusy, Outcome, Result, Uploader
 
 log = get_logger("worker")
 
@@ -38,11 +39,23 @@ class UploadFailed(Exception):
 
 
 def upload_image(path: str, size: int, mtime_ns: int) -> dict | Retry:
+    return _run(path, lambda ctx, job_id: Uploader(ctx, job_id).sync(path, size, mtime_ns))
+
+
+def remove_path(path: str, item_id: str) -> dict | Retry:
+    """The file ``path`` is gone: do with its item what ``ON_DELETE`` says (queued by the watcher)."""
+    from .deleter import Remover
+
+    return _run(path, lambda ctx, job_id: Remover(ctx, job_id).remove(path, item_id))
+
+
+def _run(path: str, work: Callable[[WorkerContext, str | None], Result]) -> dict | Retry:
+    """Every job's way of ending: done, retried later, held (token refused) or failed with a reason."""
     ctx = get_context()
     job = get_current_job()
     try:
-        result = Uploader(ctx, job.id if job is not None else None).sync(path, size, mtime_ns)
-        if result.outcome == "uploaded" and maintenance.miro_answered(ctx.redis):
+        result = work(ctx, job.id if job is not None else None)
+        if result.outcome in (Outcome.UPLOADED, Outcome.UPDATED, Outcome.MOVED, Outcome.DELETED) and maintenance.miro_answered(ctx.redis):
             log.info("miro.recovered", action="retries waiting for Miro go now")
         return result.as_dict()
     except MiroAuthError as exc:

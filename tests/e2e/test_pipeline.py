@@ -45,7 +45,7 @@ def test_ten_images_each_once_in_distinct_cells_with_same_pixels(local_stack, mo
     # The sandbox records a fetch only for items Miro made from a URL.
     routes = {"url" if item["fetched_url"] else "file" for item in local_stack.items()}
     assert routes == {mode}, routes
-    assert {entry.route for entry in local_stack.ledger().all_content().values()} == {mode}
+    assert {entry.route for entry in local_stack.ledger().all_items().values()} == {mode}
 
 
 def test_restart_uploads_nothing_twice_and_catches_up(local_stack):

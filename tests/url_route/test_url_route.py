@@ -17,7 +17,7 @@ from tests.fixtures.stack import BOARD, TOKEN, make_image, pixels
 
 
 def deliveries(stack) -> dict[str, str]:
-    return {entry.path: entry.delivery for entry in stack.ledger().all_content().values()}
+    return {path: entry.delivery for path, entry in stack.ledger().all_items().items()}
 
 
 def count_lines(log: str, event: str) -> int:
@@ -110,7 +110,7 @@ def test_auto_mode_sends_big_pictures_by_file_when_the_tunnel_is_down(local_stac
     assert tmp.stat().st_size > 6 * 1024 * 1024
     tmp.rename(local_stack.folder / "big.png")
     wait_for(lambda: "big.png" in deliveries(local_stack), 60, what=lambda: local_stack.log()[-3000:])
-    entry = next(e for e in local_stack.ledger().all_content().values() if e.path == "big.png")
+    entry = local_stack.ledger().all_items()["big.png"]
     assert entry.route == "file"
     items = local_stack.items()
     assert len(items) == 1 and items[0]["bytes_len"] <= 6 * 1024 * 1024 and items[0]["decodes"]
