@@ -21,6 +21,9 @@ COMMANDS = {
     "up": ("services.up", "run the whole stack as local processes"),
     "doctor": ("services.doctor", "check settings, Redis, folder, token, board and tunnel"),
     "dashboard": ("services.dashboard", "run rq-dashboard on the project's queue (JSON serializer)"),
+    "check": ("services.check", "compare folder, ledger and board; --fix repairs (exit 0 in sync, 1 differences, 2 could not check)"),
+    "sync": ("services.sync", "scan once: --dry-run prints what would be uploaded, updated, moved or removed"),
+    "forget": ("services.forget", "drop files' ledger entries so the next scan uploads them again"),
 }
 
 

@@ -177,6 +177,7 @@ class Watcher:
             if src is not None:
                 self.settler.forget(src)
                 self._held.discard(src)
+                self._recent.pop(printable(src), None)  # the same version coming back is news
             dest = self._relative(event.dest_path)
             if dest is None or (not event.is_directory and ignore_reason(dest)):
                 if src is not None and event.is_directory:  # moved out of the folder: gone for us
@@ -220,6 +221,8 @@ class Watcher:
                 self._report_vanished(rel)
             self.settler.forget(rel)
             self._held.discard(rel)
+            if self._recent.get(printable(rel), (VANISHED,))[0] != VANISHED:
+                self._recent.pop(printable(rel), None)  # the same version coming back is news
             self._gone(rel)
 
     def _watch_settle(self, rel: str) -> None:

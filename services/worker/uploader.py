@@ -141,9 +141,13 @@ class Uploader:
         self.frames = Frames(ctx, _ContentLock, self.worker_name, job_id)
 
     # --- entry point ------------------------------------------------------------------------
-    def sync(self, relpath: str, size: int, mtime_ns: int) -> Result:
+    def sync(self, relpath: str, size: int, mtime_ns: int, recreate: bool = False) -> Result:
+        """Bring the board in step with this version of ``relpath``.
+
+        ``recreate`` (``check --fix``): the path's item is gone from the board; make a new one in its cell.
+        """
         ledger = self.ctx.ledger
-        if ledger.synced([(relpath, size, mtime_ns)])[0]:
+        if not recreate and ledger.synced([(relpath, size, mtime_ns)])[0]:
             return Result(Outcome.SKIPPED, reason="already synced")
         try:
             path = resolve_in_folder(self.settings.watch_folder, relpath)
@@ -165,6 +169,12 @@ class Uploader:
             except Superseded as exc:
                 log.info("file.skipped", file=relpath, reason=str(exc))
                 return Result(Outcome.SKIPPED, reason=str(exc))
+            current = ledger.path(relpath)
+            if recreate and current is not None and current.owner:
+                log.warning("upload.recreated", file=relpath, item_id=current.item_id, slot=current.slot,
+                            reason="item missing on the board; a new item in the same cell (check --fix)")
+                with self._content_lock(sha):
+                    return self._create(version, keep=current)
             return self._decide_and_do(version)
 
     def _decide_and_do(self, v: _Version) -> Result:

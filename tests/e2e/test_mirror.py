@@ -143,3 +143,25 @@ def test_upgrade_from_the_first_ledger_layout_uploads_nothing_again(local_stack,
     wait_for(lambda: pixels(local_stack.picture(next(i for i in local_stack.items() if i["id"] == item_two["id"]))) == new, 60,
              what=lambda: local_stack.log()[-3000:])
     assert len(local_stack.items()) == 3
+
+
+def test_renamed_back_and_edited_after_a_board_delete(local_stack):
+    local_stack.start()
+    make_image(local_stack.folder / "x.png", seed=7)
+    first = one_item(local_stack, "x.png")
+    os.rename(local_stack.folder / "x.png", local_stack.folder / "y.png")
+    one_item(local_stack, "y.png")
+    os.rename(local_stack.folder / "y.png", local_stack.folder / "x.png")  # same version as the first upload
+    back = one_item(local_stack, "x.png")
+    assert back["id"] == first["id"] and creates(local_stack) == 1
+    # A person deletes the item on the board; a new version of the file brings it back in the same cell.
+    import requests
+
+    from tests.fixtures.stack import TOKEN
+
+    requests.delete(f"{local_stack.api}/v2/boards/{BOARD}/items/{first['id']}", headers={"Authorization": f"Bearer {TOKEN}"},
+                    timeout=5).raise_for_status()
+    new = make_image(local_stack.folder / "x.png", seed=8)
+    again = wait_pixels(local_stack, new)
+    assert again["id"] != first["id"] and again["position"] == first["position"]
+    assert "upload.recreated" in local_stack.log()
