@@ -15,13 +15,13 @@ import sys
 import time
 from pathlib import Path
 
-from . import cpu, latency, memory, restart, throughput
+from . import cpu, latency, memory, mirror, restart, throughput
 from .harness import Bench, BenchError
 from .profiles import PROFILES
 from .report import LoadSampler, Report, machine, write_results
 
 HERE = Path(__file__).resolve().parent
-DRILLS = {"latency": latency, "throughput": throughput, "restart": restart, "memory": memory, "cpu": cpu}
+DRILLS = {"latency": latency, "throughput": throughput, "restart": restart, "memory": memory, "cpu": cpu, "mirror": mirror}
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
