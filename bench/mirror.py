@@ -24,7 +24,7 @@ from .harness import BOARD, MIRO_SYNC, PYTHON, Bench, BenchError, wait_for
 from .images import drop, photo_near
 from .profiles import Profile
 from .report import Findings, Row, Target
-from .throughput import CEILING, LATENCY_MS, RATE_TARGET
+from .throughput import CEILING, LATENCY_MS, RATE_TARGET, burst
 
 EDIT_WORKERS = 8
 
@@ -137,6 +137,9 @@ def run(bench: Bench, profile: Profile) -> Findings:
     pictures = [photo_near(200_000, seed=s) for s in range(4)]
     new_pictures = [photo_near(200_000, seed=s) for s in range(10, 14)]
     rate, rejected, sustained = edits(bench, count, pictures, new_pictures)
+    # The same run, the same load: creates of as many files, for reference (measure 2's scenario).
+    creates = burst(bench, "mirror-reference", lambda f: [bench.start_watcher(f), *bench.start_workers(f, EDIT_WORKERS)],
+                    count, pictures)
     base_rate = baseline_edits(bench, base_count, pictures, new_pictures)
     uploads, level2 = renames(bench, profile.mirror_renames, pictures, baseline=False)
     base_uploads, base_level2 = renames(bench, profile.mirror_renames, pictures, baseline=True)
@@ -146,6 +149,7 @@ def run(bench: Bench, profile: Profile) -> Findings:
         Row("6. edit throughput, 8 w", setting, rate, "edits/s", base_rate, RATE_TARGET,
             baseline_note="new items, not edits"),
         Row("6. edit 429 answers, 8 w", setting, rejected, "", None, Target("<=", 0)),
+        Row("6. create throughput, 8 w, same run", f"{EDIT_WORKERS} workers, {count} × 200 KB new files, 300 ms", creates.rate, "img/s", None),
         Row("6. uploads per rename", f"{profile.mirror_renames} renames", uploads, "", base_uploads, Target("<=", 0)),
         Row("6. Level-2 calls per rename", f"{profile.mirror_renames} renames", level2, "", base_level2, Target("<=", 1)),
         Row(f"6. ledger upgrade, {migrate_count:,} entries", "first layout -> path model, one process", seconds, "s"),
@@ -154,7 +158,8 @@ def run(bench: Bench, profile: Profile) -> Findings:
     notes = [f"edits: {rate / CEILING:.0%} of the ceiling ({CEILING:.1f}/s) from the first write, including SETTLE_SECONDS "
              f"(1 s: edits wait until the file is quiet); after the first quarter "
              f"{'n/a' if sustained is None else f'{sustained:.2f}/s ({sustained / CEILING:.0%})'}; "
-             f"baseline over {base_count} files, each edit a new item"]
+             f"baseline over {base_count} files, each edit a new item; creates in the same run (same load): "
+             f"{creates.rate:.2f}/s ({creates.rate / CEILING:.0%})"]
     return Findings(rows, notes)
 
 

@@ -180,8 +180,10 @@ class Uploader:
     def _decide_and_do(self, v: _Version) -> Result:
         ledger = self.ctx.ledger
         current = ledger.path(v.relpath)
-        owner = ledger.owner_of(v.sha)
-        owner_entry = ledger.path(owner) if owner and owner != v.relpath else None
+        owner = owner_entry = None
+        if current is None or not current.owner:  # only a path without an item of its own may take one over
+            owner = ledger.owner_of(v.sha)
+            owner_entry = ledger.path(owner) if owner and owner != v.relpath else None
         owner_present = owner_entry is not None and path_exists(self.settings.watch_folder, owner)
         action = decide(current, v.sha, owner_entry, owner_present, self.settings.duplicates is DuplicatePolicy.SKIP)
         if action is Action.TOUCH:
