@@ -1,7 +1,7 @@
 """Measure 6: keeping the board in step: edit throughput, the cost of a rename, the ledger upgrade.
 
 * Edit throughput: every file of a synced folder gets new bytes, back to back; 8 workers, the
-  sandbox answering in 300 ms. The clock starts at the first write and stops at the sandbox's
+  sandbox answering in 300 ms, on a fresh credit window (as measure 2's creates). The clock starts at the first write and stops at the sandbox's
   answer to the last multipart PATCH. The ceiling is the create's (Level 2, 100 credits): 16.7/s.
   The baseline has no notion of an edit: it uploads every saved file again, as a new item.
 * Rename: files renamed in the folder; every API call between the first rename and the last
@@ -27,6 +27,7 @@ from .report import Findings, Row, Target
 from .throughput import CEILING, LATENCY_MS, RATE_TARGET, burst
 
 EDIT_WORKERS = 8
+WINDOW_SECONDS = 60  # Miro's (and the sandbox's) credit window
 
 
 def _answered(bench: Bench, method: str, since: float, count: int, timeout: float) -> list[dict]:
@@ -46,6 +47,10 @@ def edits(bench: Bench, count: int, pictures: list[bytes], new_pictures: list[by
     bench.sandbox.wait_creates(count, 60 + count * 0.2, watch=procs)
     _answered(bench, "POST", 0, count, 30)
     time.sleep(bench.pause + 1.5)  # the last ledger writes; the watcher's recent-edit memory settles
+    if count > 50:
+        # Populating spent most of Miro's one-minute window: edits measured right after would be paced
+        # by that leftover, not by the budget. Start them, as measure 2 starts its creates, on a fresh window.
+        time.sleep(WINDOW_SECONDS + 1)
     bench.sandbox.set_faults(latency_ms=LATENCY_MS)
     before_429 = bench.sandbox.stats()["status_counts"].get("429", 0)
     t0 = time.time()
