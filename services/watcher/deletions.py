@@ -16,11 +16,18 @@ from shared.plan import DeleteVerdict, judge_deletions
 log = get_logger("watcher")
 
 
+UNKNOWN = ""
+"""The item id of a file that vanished while its upload was in flight (its entry comes later)."""
+LOOKUPS = 6
+"""How many settle periods a vanished file without a ledger entry (yet) is looked up again."""
+
+
 class Deletions:
     def __init__(self, settle_seconds: float, max_delete: int) -> None:
         self.settle_seconds = settle_seconds
         self.max_delete = max_delete
-        self._pending: dict[str, tuple[str, float]] = {}  # relpath -> (item id, when first seen gone)
+        self._pending: dict[str, tuple[str, float]] = {}  # relpath -> (item id or UNKNOWN, when first seen gone)
+        self._lookups: dict[str, int] = {}
         self._held: DeleteVerdict | None = None
 
     def __len__(self) -> int:
@@ -37,8 +44,18 @@ class Deletions:
         if relpath not in self._pending or self._pending[relpath][0] != item_id:
             self._pending[relpath] = (item_id, now)
 
+    def look_again(self, relpath: str, now: float) -> None:
+        """A vanished file still without an entry: its upload may still be finishing."""
+        tries = self._lookups.get(relpath, 0) + 1
+        if tries <= LOOKUPS:
+            self._lookups[relpath] = tries
+            self._pending[relpath] = (UNKNOWN, now)
+        else:  # never uploaded (a file deleted before its upload, or a bad one): nothing on the board
+            self.forget(relpath)
+
     def forget(self, relpath: str) -> None:
         self._pending.pop(relpath, None)
+        self._lookups.pop(relpath, None)
         if not self._pending:
             self._held = None
 
@@ -59,10 +76,11 @@ class Deletions:
         if self._held is None:
             if min(seen for _, seen in self._pending.values()) + self.settle_seconds > now:
                 return []
-            verdict = judge_deletions(len(self._pending), self.max_delete, folder_has_entries())
+            known = sum(1 for item, _ in self._pending.values() if item != UNKNOWN)
+            verdict = judge_deletions(known, self.max_delete, folder_has_entries())
             if verdict is not DeleteVerdict.PROCEED:
                 self._held = verdict
-                log.warning("delete.held", count=len(self._pending), max_delete=self.max_delete, reason=verdict.value,
+                log.warning("delete.held", count=known, max_delete=self.max_delete, reason=verdict.value,
                             action="nothing deleted; run `miro-sync check --fix` to apply them, or raise MAX_DELETE")
                 return []
         else:

@@ -50,7 +50,7 @@ from shared.log import get_logger
 
 from .files import Candidate, Gone, NotAFile, Refused, examine
 from .filters import ignore_reason, printable
-from .deletions import Deletions
+from .deletions import UNKNOWN, Deletions
 from .scan import ScanStats, Seen, walk
 from .settle import Settler
 
@@ -329,9 +329,11 @@ class Watcher:
         if ignore_reason(rel):
             return
         key = printable(rel)
+        if os.path.lexists(os.path.join(self.folder, rel)):
+            return
         entry = self.ledger.path(key)
-        if entry is not None and not os.path.lexists(os.path.join(self.folder, rel)):
-            self.deletions.note(key, entry.item_id, self.clock())
+        # No entry yet: its upload may be in flight (the item made, the ledger write to come); look again later.
+        self.deletions.note(key, entry.item_id if entry is not None else UNKNOWN, self.clock())
 
     def _sweep(self, under: str = "") -> int:
         """Every ledger path below ``under`` whose file is gone becomes a pending deletion."""
@@ -356,6 +358,12 @@ class Watcher:
             if os.path.lexists(os.path.join(self.folder, relpath)):
                 continue
             entry = self.ledger.path(relpath)
+            if entry is None and item_id == UNKNOWN:
+                self.deletions.look_again(relpath, self.clock())
+                continue
+            if entry is not None and item_id == UNKNOWN:
+                self.deletions.note(relpath, entry.item_id, self.clock())  # known now: through the guard like the rest
+                continue
             if entry is None or entry.item_id != item_id:
                 continue  # taken over by a rename, or handled already
             job = enqueue_removal(self.jobs, relpath, item_id, job_timeout=self.job_timeout)

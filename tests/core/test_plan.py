@@ -52,3 +52,21 @@ def test_frames_never_overlap_each_other_or_the_grid_and_cells_stay_inside():
         assert grid.cell_width / 2 <= x <= w - grid.cell_width / 2 and grid.cell_height / 2 <= y <= h - grid.cell_height / 2
         assert cell_of_child(grid, x, y) == cell
     assert frame_part(grid, 6) == (1, 0) and frame_part(grid, 5) == (0, 5)  # a full frame is continued
+
+
+def test_a_file_deleted_while_its_upload_is_in_flight_is_looked_up_again():
+    from services.watcher.deletions import LOOKUPS, UNKNOWN, Deletions
+
+    d = Deletions(settle_seconds=1.0, max_delete=1)
+    d.note("a.png", UNKNOWN, now=0.0)
+    assert d.due(0.5, lambda: True) == [] and d.due(1.0, lambda: True) == [("a.png", UNKNOWN)]
+    for attempt in range(LOOKUPS):
+        d.look_again("a.png", now=float(attempt))
+        assert "a.png" in d
+    d.look_again("a.png", now=99.0)  # never got an entry: given up
+    assert "a.png" not in d
+    # unknown ones do not count against MAX_DELETE; known ones do
+    d.note("b.png", UNKNOWN, 0.0), d.note("c.png", "1", 0.0)
+    assert sorted(d.due(1.0, lambda: True)) == [("b.png", UNKNOWN), ("c.png", "1")]
+    d.note("x.png", "2", 0.0), d.note("y.png", "3", 0.0)
+    assert d.due(1.0, lambda: True) == [] and d.held is not None

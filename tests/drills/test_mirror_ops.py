@@ -159,3 +159,17 @@ def test_killed_during_a_delete_deletes_once(rig):
     assert [r["status"] for r in deletes][0] == 204 and all(r["status"] == 404 for r in deletes[1:])
     assert sorted(i["data"]["title"] for i in rig.items()) == sorted(expected)[1:]
     assert rig.failed_jobs() == 0
+
+
+def test_a_file_deleted_while_its_upload_is_in_flight_is_still_deleted(rig):
+    """The delete event comes before the ledger knows the item: the watcher looks the path up again."""
+    rig.env.update({"ON_DELETE": "remove", "DELETE_SETTLE_SECONDS": "0.5"})
+    rig.start_watcher()
+    rig.start_workers(1)
+    rig.sandbox.set_faults(latency_ms=1500)
+    drop_file(rig.folder / "brief.png", picture(3))
+    wait_for(lambda: in_flight(rig, "POST", "/images"), 20, what="the create call")
+    os.unlink(rig.folder / "brief.png")
+    wait_for(lambda: rig.events("file.deleted"), 30, what=lambda: rig.tail())
+    rig.wait_idle()
+    assert rig.items() == [] and rig.failed_jobs() == 0
