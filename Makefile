@@ -40,7 +40,7 @@ lint: venv
 # harness's own lock) and finds everything ready. Its log: .state/compose-e2e-setup.log.
 containers-setup: deps
 	@mkdir -p .state
-	@scripts/compose-e2e --setup >.state/compose-e2e-setup.log 2>&1 </dev/null &
+	@scripts/compose-e2e --prepare >.state/compose-e2e-setup.log 2>&1 </dev/null &
 
 # The one test command (CI runs exactly this): lint and types, then everything, containers included.
 test: deps containers-setup lint

@@ -15,13 +15,14 @@ import sys
 import time
 from pathlib import Path
 
-from . import cpu, latency, memory, restart, throughput, urlroute
+from . import cpu, latency, memory, mirror, restart, throughput, urlroute
 from .harness import Bench, BenchError
 from .profiles import PROFILES
 from .report import LoadSampler, Report, machine, write_results
 
 HERE = Path(__file__).resolve().parent
-DRILLS = {"latency": latency, "throughput": throughput, "restart": restart, "memory": memory, "cpu": cpu, "urlroute": urlroute}
+DRILLS = {"latency": latency, "throughput": throughput, "restart": restart, "memory": memory, "cpu": cpu, "urlroute": urlroute,
+          "mirror": mirror}
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:

@@ -16,16 +16,15 @@ them, so their size does not matter here.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from rq import Queue
 
 from shared import keys
-from shared.ledger import ContentEntry, Delivery, PathEntry
+from shared.ledger import SCHEMA, Delivery, ItemEntry, Route
 
 from .harness import BOARD, Bench, BenchError
 from .images import tiny_png, variant, write
@@ -53,13 +52,15 @@ def make_synced_folder(bench: Bench, folder: Path, count: int) -> None:
         st = os.stat(path)
         relpath = path.relative_to(folder).as_posix()
         sha = hashlib.sha256(data).hexdigest()
-        content = ContentEntry(item_id=str(FIRST_ITEM_ID + i), route="file", delivery=Delivery.FILE.value, slot=i, path=relpath, at=now)
-        pipe.hset(keys.ledger_paths(BOARD), relpath, json.dumps(asdict(PathEntry(size=st.st_size, mtime_ns=st.st_mtime_ns, sha256=sha))))
-        pipe.hset(keys.ledger_content(BOARD), sha, json.dumps(asdict(content)))
-        pipe.hset(keys.slots(BOARD), sha, i)
+        entry = ItemEntry(item_id=str(FIRST_ITEM_ID + i), sha256=sha, size=st.st_size, mtime_ns=st.st_mtime_ns, slot=i,
+                          route=Route.FILE.value, delivery=Delivery.FILE.value, at=now)
+        pipe.hset(keys.ledger_paths(BOARD), relpath, entry.to_json())
+        pipe.hset(keys.ledger_content(BOARD), sha, relpath)
+        pipe.hset(keys.slots(BOARD), relpath, i)
         if i % 1000 == 999:
             pipe.execute()
     pipe.set(keys.next_slot(BOARD), count)
+    pipe.set(keys.ledger_schema(BOARD), SCHEMA)
     pipe.execute()
 
 

@@ -32,7 +32,7 @@ SHOW_RATIO_TARGET = Target("<=", 1.5)
 
 
 def deliveries(bench: Bench) -> Counter[str]:
-    return Counter(json.loads(v)["delivery"] for v in bench.redis.hvals(keys.ledger_content(BOARD)))
+    return Counter(json.loads(v)["delivery"] for v in bench.redis.hvals(keys.ledger_paths(BOARD)))
 
 
 def url_stack(bench: Bench, folder: Path, workers: int, **env: str) -> list[Child]:

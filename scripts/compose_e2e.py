@@ -437,10 +437,10 @@ def container_of(stack: Stack, service: str) -> str:
 
 def url_deliveries(stack: Stack) -> dict[str, str]:
     """File name -> how the ledger says it reached Miro (file, verified, unverified, repaired), read in Redis."""
-    out = subprocess.run(["podman", "exec", container_of(stack, "redis"), "redis-cli", "--raw", "HVALS",
-                          f"miro-sync:board:{BOARD}:content"], capture_output=True, text=True, check=True).stdout
-    entries = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    return {e["path"]: e["delivery"] for e in entries}
+    out = subprocess.run(["podman", "exec", container_of(stack, "redis"), "redis-cli", "--raw", "HGETALL",
+                          f"miro-sync:board:{BOARD}:paths"], capture_output=True, text=True, check=True).stdout
+    lines = out.splitlines()  # field, value, field, value...
+    return {path: json.loads(value)["delivery"] for path, value in zip(lines[::2], lines[1::2])}
 
 
 def set_tunnel_mode(stack: Stack, mode: str) -> None:

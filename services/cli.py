@@ -26,6 +26,9 @@ COMMANDS = {
     "retry": ("services.retry", "queue failed upload jobs again"),
     "health": ("services.health", "exit 0 when a worker/watcher on this host is alive, or a URL answers (healthchecks)"),
     "metrics": ("services.metrics", "serve Prometheus metrics of the whole stack (never through the tunnel)"),
+    "check": ("services.check", "compare folder, ledger and board; --fix repairs (exit 0 in sync, 1 differences, 2 could not check)"),
+    "sync": ("services.sync", "scan once: --dry-run prints what would be uploaded, updated, moved or removed"),
+    "forget": ("services.forget", "drop files' ledger entries so the next scan uploads them again"),
 }
 
 

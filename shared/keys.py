@@ -13,28 +13,75 @@ def _board(board_id: str) -> str:
 
 
 def ledger_paths(board_id: str) -> str:
-    """Hash: relative path -> JSON {size, mtime_ns, sha256}. A path is synced when present."""
+    """Hash: relative path -> JSON ItemEntry {item_id, sha256, size, mtime_ns, slot, frame, route,
+    delivery, at, dup_of}: one field per synced file that has (or shows) an item."""
     return f"{_board(board_id)}:paths"
 
 
 def ledger_content(board_id: str) -> str:
-    """Hash: sha256 -> JSON {item_id, route, delivery, slot, path, at}: what is on the board."""
+    """Hash: sha256 -> the relative path owning an item with those bytes."""
     return f"{_board(board_id)}:content"
 
 
-def intent(board_id: str, sha256: str) -> str:
-    """String: JSON {slot, title, at} written before a create call, removed after the ledger write."""
-    return f"{_board(board_id)}:intent:{sha256}"
+def ledger_released(board_id: str) -> str:
+    """Hash: relative path -> JSON ItemEntry + {released_at, policy}: file gone, item left on the board."""
+    return f"{_board(board_id)}:released"
+
+
+def ledger_schema(board_id: str) -> str:
+    """String: the ledger layout version ("2": path model). Absent: the first layout (or empty)."""
+    return f"{_board(board_id)}:schema"
+
+
+def ledger_staging(board_id: str, name: str) -> str:
+    """Hashes the migration builds before swapping them in (``name``: paths, content)."""
+    return f"{_board(board_id)}:migrating:{name}"
+
+
+def migrate_lock(board_id: str) -> str:
+    """String with TTL: the process migrating this board's ledger."""
+    return f"{_board(board_id)}:migrating:lock"
+
+
+def intent(board_id: str, relpath: str) -> str:
+    """String: JSON {slot, title, at, route} written before a create call, removed after the ledger
+    write. Keyed by relative path (the first layout keyed it by content: still read, see Ledger.intent)."""
+    return f"{_board(board_id)}:intent:{relpath}"
 
 
 def slots(board_id: str) -> str:
-    """Hash: sha256 -> slot number reserved for that content (kept across retries)."""
+    """Hash: relative path -> root-grid slot reserved for it (kept across retries, dropped on move)."""
     return f"{_board(board_id)}:slots"
 
 
 def next_slot(board_id: str) -> str:
     """Counter: the next free grid slot."""
     return f"{_board(board_id)}:next-slot"
+
+
+def folder_next_slot(board_id: str, folder: str) -> str:
+    """Counter: the next free slot of a subfolder's frames (``FOLDERS=frames``)."""
+    return f"{_board(board_id)}:next-slot:{folder}"
+
+
+def frames(board_id: str) -> str:
+    """Hash: frame key (``folder:<relpath>#<part>``, ``archive#<part>``) -> JSON {id, title, x, y}."""
+    return f"{_board(board_id)}:frames"
+
+
+def frame_index(board_id: str) -> str:
+    """Hash: frame key -> its place in the column of folder frames (reserved once, kept across retries)."""
+    return f"{_board(board_id)}:frame-index"
+
+
+def next_frame_index(board_id: str) -> str:
+    """Counter: the next free place in the column of folder frames."""
+    return f"{_board(board_id)}:next-frame-index"
+
+
+def frame_intent(board_id: str, frame_key: str) -> str:
+    """String: JSON {title, x, y} written before a frame create, removed with the frame's record."""
+    return f"{_board(board_id)}:frame-intent:{frame_key}"
 
 
 def content_lock(board_id: str, sha256: str) -> str:

@@ -1,26 +1,32 @@
-"""The sync ledger in Redis: what is on the board, and which files it came from.
+"""The sync ledger in Redis: which path owns which item on the board.
 
-Two maps per board (keys in :mod:`shared.keys`):
+An item belongs to a path (contract and key layout in docs/architecture.md, "Ledger"):
 
-* content: sha256 of the bytes -> the Miro item made from them (id, route, delivery, slot);
-* paths: file path relative to the watch folder -> (size, mtime_ns, sha256) when last synced.
+* paths: relative path -> :class:`ItemEntry` (item id, the bytes' sha256, size, mtime_ns, slot, frame...);
+* content: sha256 -> the path owning an item with those bytes (duplicates, renames);
+* released: paths whose file is gone while their item stays on the board (``ON_DELETE=keep``/``archive``).
 
 The watcher asks :meth:`Ledger.synced` with stat data only, so a restart over a large synced
-folder costs one pipelined HMGET per thousand files and no hashing. The worker writes both maps
-and clears its intent record in one MULTI, so the ledger never says "uploaded" without an item.
+folder costs one pipelined HMGET per thousand files and no hashing. Every write that could race
+another worker is one Lua script, compare-and-set on the item id.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from enum import Enum
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import redis
 
 from . import keys
+from .log import get_logger
+
+log = get_logger("ledger")
+
+SCHEMA = "2"
 
 
 class Delivery(str, Enum):
@@ -33,21 +39,38 @@ class Delivery(str, Enum):
     DUPLICATE = "duplicate"  # the same bytes were already on the board under another name
 
 
+class Route(str, Enum):
+    FILE = "file"
+    URL = "url"
+
+
 @dataclass(frozen=True)
-class PathEntry:
+class ItemEntry:
+    item_id: str
+    sha256: str  # of the bytes on the board
     size: int
     mtime_ns: int
-    sha256: str
-
-
-@dataclass(frozen=True)
-class ContentEntry:
-    item_id: str
-    route: str  # "file" or "url": the route of the create call
-    delivery: str  # a Delivery value
     slot: int
-    path: str
+    route: str  # a Route value
+    delivery: str  # a Delivery value
     at: float
+    frame: str | None = None  # the id of the frame holding the item; None: the root grid
+    dup_of: str | None = None  # this path shows that path's item (DUPLICATES=skip)
+
+    @property
+    def owner(self) -> bool:
+        return self.dup_of is None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> "ItemEntry":
+        data = json.loads(raw)
+        return cls(**{k: data[k] for k in _ENTRY_FIELDS if k in data})
+
+
+_ENTRY_FIELDS = tuple(f.name for f in fields(ItemEntry))
 
 
 @dataclass(frozen=True)
@@ -55,7 +78,8 @@ class Intent:
     slot: int
     title: str
     at: float
-    route: str = "file"
+    route: str = Route.FILE.value
+    frame: str | None = None  # the frame the item is made in (its slot is then a cell of that frame)
 
 
 _RESERVE_SLOT = """
@@ -66,13 +90,49 @@ redis.call('HSET', KEYS[1], ARGV[1], slot)
 return slot
 """
 
-_SET_DELIVERY = """
-local raw = redis.call('HGET', KEYS[1], ARGV[1])
-if not raw then return 0 end
-local entry = cjson.decode(raw)
-if tostring(entry['item_id']) ~= ARGV[2] then return 0 end
-entry['delivery'] = ARGV[3]
-redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(entry))
+# KEYS: paths, content, intent(relpath); ARGV: relpath, entry json, sha, owner(1/0)
+_RECORD = """
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if old then
+  local sha = cjson.decode(old).sha256
+  if sha ~= ARGV[3] and redis.call('HGET', KEYS[2], sha) == ARGV[1] then redis.call('HDEL', KEYS[2], sha) end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if ARGV[4] == '1' then redis.call('HSET', KEYS[2], ARGV[3], ARGV[1]) end
+redis.call('DEL', KEYS[3])
+return 1
+"""
+
+# KEYS: paths, content, intent(new), slots; ARGV: old, new, entry json, item_id, sha
+_MOVE = """
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if not old or cjson.decode(old).item_id ~= ARGV[4] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[5], ARGV[2])
+redis.call('DEL', KEYS[3])
+return 1
+"""
+
+# KEYS: paths, content, slots, released; ARGV: relpath, item_id, released json ('' = just drop)
+_DROP = """
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if not old then return 0 end
+local entry = cjson.decode(old)
+if entry.item_id ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+if redis.call('HGET', KEYS[2], entry.sha256) == ARGV[1] then redis.call('HDEL', KEYS[2], entry.sha256) end
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[4], ARGV[1], ARGV[3]) end
+return 1
+"""
+
+# KEYS: paths; ARGV: relpath, the entry as read, the entry to write. Compare-and-set on the raw
+# value: Lua's cjson reads numbers as doubles and would round a 19-digit mtime_ns on the way back.
+_SWAP_ENTRY = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 """
 
@@ -85,10 +145,14 @@ class Ledger:
         self.board_id = board_id
         self._paths = keys.ledger_paths(board_id)
         self._content = keys.ledger_content(board_id)
+        self._released = keys.ledger_released(board_id)
         self._reserve = connection.register_script(_RESERVE_SLOT)
-        self._set_delivery = connection.register_script(_SET_DELIVERY)
+        self._record = connection.register_script(_RECORD)
+        self._move = connection.register_script(_MOVE)
+        self._drop = connection.register_script(_DROP)
+        self._swap_entry = connection.register_script(_SWAP_ENTRY)
 
-    # --- read side (watcher, worker) -------------------------------------------------------
+    # --- read side (watcher, worker, check) ----------------------------------------------------
     def synced(self, entries: Sequence[tuple[str, int, int]]) -> list[bool]:
         """For each (path, size, mtime_ns): is that exact file version already synced?"""
         result: list[bool] = []
@@ -103,51 +167,98 @@ class Ledger:
                 result.append(entry["size"] == size and entry["mtime_ns"] == mtime_ns)
         return result
 
-    def path(self, relpath: str) -> PathEntry | None:
+    def path(self, relpath: str) -> ItemEntry | None:
         raw = self.redis.hget(self._paths, relpath)
-        return PathEntry(**json.loads(raw)) if raw else None
+        return ItemEntry.from_json(raw) if raw else None
 
-    def content(self, sha256: str) -> ContentEntry | None:
+    def owner_of(self, sha256: str) -> str | None:
+        """The path that owns an item showing these bytes, if any."""
         raw = self.redis.hget(self._content, sha256)
-        return ContentEntry(**json.loads(raw)) if raw else None
+        return _text(raw) if raw is not None else None
 
-    def all_content(self) -> dict[str, ContentEntry]:
-        return {k.decode() if isinstance(k, bytes) else k: ContentEntry(**json.loads(v)) for k, v in self.redis.hgetall(self._content).items()}
+    def iter_paths(self) -> Iterator[tuple[str, ItemEntry]]:
+        """Every (path, entry), streamed with HSCAN (a 100,000-entry ledger is never held whole)."""
+        for field_name, raw in self.redis.hscan_iter(self._paths, count=_CHUNK):
+            yield _text(field_name), ItemEntry.from_json(raw)
+
+    def all_items(self) -> dict[str, ItemEntry]:
+        return dict(self.iter_paths())
+
+    def count(self) -> int:
+        return int(self.redis.hlen(self._paths))
+
+    def released(self, relpath: str) -> dict[str, Any] | None:
+        raw = self.redis.hget(self._released, relpath)
+        return json.loads(raw) if raw else None
 
     # --- write side (worker) ----------------------------------------------------------------
-    def reserve_slot(self, sha256: str) -> int:
-        """The grid slot for these bytes: atomic, unique, and the same on every retry."""
-        return int(self._reserve(keys=[keys.slots(self.board_id), keys.next_slot(self.board_id)], args=[sha256]))
+    def reserve_slot(self, relpath: str, folder: str | None = None) -> int:
+        """The slot for this path (in the root grid, or in ``folder``'s frames): atomic, unique, the same on every retry."""
+        counter = keys.next_slot(self.board_id) if folder is None else keys.folder_next_slot(self.board_id, folder)
+        return self.reserve(keys.slots(self.board_id), counter, relpath)
 
-    def begin(self, sha256: str, slot: int, title: str, route: str) -> None:
+    def reserve(self, hash_key: str, counter_key: str, name: str) -> int:
+        """``name``'s number from ``counter_key``, taken once and remembered in ``hash_key``."""
+        return int(self._reserve(keys=[hash_key, counter_key], args=[name]))
+
+    def begin(self, relpath: str, slot: int, title: str, route: str, frame: str | None = None) -> None:
         """Record the intent to create an item, before calling Miro (see :meth:`intent`)."""
-        value = json.dumps(asdict(Intent(slot=slot, title=title, at=time.time(), route=route)))
-        self.redis.set(keys.intent(self.board_id, sha256), value)
+        value = json.dumps(asdict(Intent(slot=slot, title=title, at=time.time(), route=route, frame=frame)))
+        self.redis.set(keys.intent(self.board_id, relpath), value)
 
-    def abandon(self, sha256: str) -> None:
+    def abandon(self, relpath: str, legacy_key: str | None = None) -> None:
         """Miro refused the create outright, so no item exists: no recovery search is needed."""
-        self.redis.delete(keys.intent(self.board_id, sha256))
+        self.redis.delete(keys.intent(self.board_id, relpath), *([keys.intent(self.board_id, legacy_key)] if legacy_key else []))
 
-    def intent(self, sha256: str) -> Intent | None:
-        """An intent left by an attempt that may have created an item and then died."""
-        raw = self.redis.get(keys.intent(self.board_id, sha256))
+    def intent(self, relpath: str, legacy_key: str | None = None) -> Intent | None:
+        """An intent left by an attempt that may have created an item and then died.
+
+        ``legacy_key``: the content key intents were filed under before the path model; an attempt
+        interrupted by the upgrade is adopted all the same.
+        """
+        raw = self.redis.get(keys.intent(self.board_id, relpath))
+        if raw is None and legacy_key:
+            raw = self.redis.get(keys.intent(self.board_id, legacy_key))
         return Intent(**json.loads(raw)) if raw else None
 
-    def record(self, relpath: str, size: int, mtime_ns: int, sha256: str, content: ContentEntry | None) -> None:
-        """Mark ``relpath`` synced; with ``content``, also what item its bytes became."""
-        pipe = self.redis.pipeline(transaction=True)
-        if content is not None:
-            pipe.hset(self._content, sha256, json.dumps(asdict(content)))
-        pipe.hset(self._paths, relpath, json.dumps(asdict(PathEntry(size=size, mtime_ns=mtime_ns, sha256=sha256))))
-        pipe.delete(keys.intent(self.board_id, sha256))
-        pipe.execute()
+    def record(self, relpath: str, entry: ItemEntry, legacy_key: str | None = None) -> None:
+        """``relpath`` is synced to ``entry`` (its item, or another path's with ``dup_of``)."""
+        args = [relpath, entry.to_json(), entry.sha256, "1" if entry.owner else "0"]
+        self._record(keys=[self._paths, self._content, keys.intent(self.board_id, relpath)], args=args)
+        if legacy_key:
+            self.redis.delete(keys.intent(self.board_id, legacy_key))
 
-    def set_delivery(self, sha256: str, item_id: str, delivery: Delivery, pipe: redis.client.Pipeline | None = None) -> bool:
-        """Change how the item made from ``sha256`` was delivered, if the ledger still names ``item_id``.
+    def touch(self, relpath: str, entry: ItemEntry, size: int, mtime_ns: int) -> None:
+        """The same bytes under a new (size, mtime): synced, nothing to send."""
+        self.record(relpath, replace(entry, size=size, mtime_ns=mtime_ns, at=time.time()))
 
-        With ``pipe`` (a MULTI) the change joins the caller's transaction, and the answer is in its result.
-        """
-        return bool(self._set_delivery(keys=[self._content], args=[sha256, item_id, delivery.value], client=pipe or self.redis))
+    def move(self, old: str, new: str, entry: ItemEntry) -> bool:
+        """``old``'s item now belongs to ``new``; False when ``old`` no longer points at that item."""
+        keys_ = [self._paths, self._content, keys.intent(self.board_id, new), keys.slots(self.board_id)]
+        return bool(self._move(keys=keys_, args=[old, new, entry.to_json(), entry.item_id, entry.sha256]))
+
+    def drop(self, relpath: str, item_id: str) -> bool:
+        """Forget ``relpath`` (its item is gone, or it was a duplicate); only while it points at ``item_id``."""
+        return bool(self._drop(keys=self._drop_keys(), args=[relpath, item_id, ""]))
+
+    def release(self, relpath: str, entry: ItemEntry, policy: str, frame: str | None = None) -> bool:
+        """The file is gone and its item stays on the board (kept, or archived in ``frame``)."""
+        value = json.dumps(asdict(entry) | {"released_at": time.time(), "policy": policy, "archive_frame": frame})
+        return bool(self._drop(keys=self._drop_keys(), args=[relpath, entry.item_id, value]))
+
+    def set_delivery(self, relpath: str, item_id: str, delivery: Delivery) -> bool:
+        """Change how ``relpath``'s item was delivered; only while the path still points at ``item_id``."""
+        for _ in range(10):  # another field of the entry changed in between: read again
+            raw = self.redis.hget(self._paths, relpath)
+            if raw is None or ItemEntry.from_json(raw).item_id != item_id:
+                return False
+            new = replace(ItemEntry.from_json(raw), delivery=Delivery(delivery).value).to_json()
+            if self._swap_entry(keys=[self._paths], args=[relpath, raw, new]):
+                return True
+        return False
+
+    def _drop_keys(self) -> list[str]:
+        return [self._paths, self._content, keys.slots(self.board_id), self._released]
 
     # --- bad input ----------------------------------------------------------------------------
     def reject(self, relpath: str, size: int, mtime_ns: int, reason: str) -> bool:
@@ -168,3 +279,22 @@ class Ledger:
             entry = json.loads(value) if value else None
             out.append(bool(entry) and entry["size"] == size and entry["mtime_ns"] == mtime_ns)
         return out
+
+    def forget(self, relpath: str) -> bool:
+        """Drop ``relpath``'s entry (and a rejection) so the next scan uploads the file again."""
+        entry = self.path(relpath)
+        dropped = self.drop(relpath, entry.item_id) if entry is not None else False
+        unrejected = bool(self.redis.hdel(keys.rejected(self.board_id), relpath))
+        released = bool(self.redis.hdel(self._released, relpath))
+        return dropped or unrejected or released
+
+    # --- upgrade ------------------------------------------------------------------------------
+    def migrate(self, wait: float = 600.0) -> int | None:
+        """Bring a first-layout ledger into the path model, once; see :func:`shared.migrate.migrate`."""
+        from .migrate import migrate
+
+        return migrate(self.redis, self.board_id, wait=wait)
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value

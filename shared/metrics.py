@@ -34,7 +34,10 @@ log = get_logger("metrics")
 class Outcome(str, Enum):
     """How a job's attempt ended, as the ``outcome`` label says it."""
 
-    UPLOADED = "uploaded"
+    UPLOADED = "uploaded"  # a new item
+    UPDATED = "updated"  # an edited file's item got the new bytes
+    MOVED = "moved"  # a renamed or moved file kept its item
+    DELETED = "deleted"  # a gone file's item handled as ON_DELETE says
     DUPLICATE = "duplicate"
     SKIPPED = "skipped"
     REJECTED = "rejected"
@@ -139,7 +142,7 @@ def record_upload(route: str | None, outcome: Outcome, ready_at: float | None = 
     now = time.time()
     if ready_at is not None:
         commands += _observe(LATENCY, max(0.0, now - ready_at))
-    _write(commands, last_upload=now if outcome is Outcome.UPLOADED else None)
+    _write(commands, last_upload=now if outcome in (Outcome.UPLOADED, Outcome.UPDATED) else None)
 
 
 def record_miro_error(status: int | None, code: str | None) -> None:

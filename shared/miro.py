@@ -417,6 +417,36 @@ class MiroClient:
             body["geometry"] = geometry
         return self._call("PATCH", f"{_board_path(board_id)}/images/{quote(item_id, safe='')}", json=body)
 
+    def update_image(
+        self,
+        board_id: str,
+        item_id: str,
+        title: str | None = None,
+        position: dict | None = None,
+        parent_id: str | None = None,
+    ) -> dict:
+        """Retitle and/or move an image (JSON PATCH, Level 2); the picture is untouched.
+
+        With ``parent_id``, ``position`` is relative to that frame's top-left corner.
+        """
+        body: dict[str, Any] = {}
+        if title is not None:
+            body["data"] = {"title": title}
+        if position is not None:
+            body["position"] = position
+        if parent_id is not None:
+            body["parent"] = {"id": parent_id}
+        return self._call("PATCH", f"{_board_path(board_id)}/images/{quote(item_id, safe='')}", json=body)
+
+    def update_item(self, board_id: str, item_id: str, position: dict | None = None, parent_id: str | None = None) -> dict:
+        """Move or re-parent any item (``PATCH /items/{id}``, Level 2)."""
+        body: dict[str, Any] = {}
+        if position is not None:
+            body["position"] = position
+        if parent_id is not None:
+            body["parent"] = {"id": parent_id}
+        return self._call("PATCH", f"{_board_path(board_id)}/items/{quote(item_id, safe='')}", json=body)
+
     def get_resource(self, image_url: str) -> bytes:
         """The original bytes behind an item's ``data.imageUrl`` (token sent, 307 followed)."""
         if _origin(image_url) != self._origin:

@@ -69,6 +69,17 @@ class DuplicatePolicy(str, Enum):
     UPLOAD = "upload"  # every file name gets its own item, even when the bytes repeat
 
 
+class DeletePolicy(str, Enum):
+    KEEP = "keep"  # a file deleted: its item stays (a board is a shared space; people draw around pictures)
+    REMOVE = "remove"  # the item is deleted too (Level 3: 500 credits)
+    ARCHIVE = "archive"  # the item moves into the archive frame, away from the grid
+
+
+class FolderMode(str, Enum):
+    FRAMES = "frames"  # one frame per subfolder, titled with its relative path
+    FLAT = "flat"  # every picture in the one root grid
+
+
 # StrEnum (not str, Enum): logging.setLevel and f-strings see the plain value.
 class LogFormat(StrEnum):
     AUTO = "auto"  # text on a terminal, JSON otherwise
@@ -110,11 +121,12 @@ OAUTH_APP = Section("an app with expiring tokens (instead of MIRO_ACCESS_TOKEN)"
 COMPOSE = Section("Docker Compose only")
 CONNECTIONS = Section("connections")
 ROUTE = Section("how pictures reach Miro")
+MIRROR = Section("keeping the board in step with the folder")
 WATCHING = Section("watching")
 LAYOUT = Section("layout on the board", "A grid of equal cells, filled row by row from the origin (board units; the board centre is 0,0).")
 QUEUE = Section("queue, retries and Miro's rate limit")
 SERVER_AND_LOGS = Section("image server and logs")
-SECTIONS = (REQUIRED, OAUTH_APP, COMPOSE, CONNECTIONS, ROUTE, WATCHING, LAYOUT, QUEUE, SERVER_AND_LOGS)
+SECTIONS = (REQUIRED, OAUTH_APP, COMPOSE, CONNECTIONS, ROUTE, MIRROR, WATCHING, LAYOUT, QUEUE, SERVER_AND_LOGS)
 
 
 @dataclass(frozen=True)
@@ -166,6 +178,13 @@ class Grid:
     padding: int = setting("GRID_PADDING", "Space kept free on every side inside a cell.", LAYOUT, default=20, minimum=0)
     origin_x: int = setting("GRID_ORIGIN_X", "Board x of the grid's left edge.", LAYOUT, default=0)
     origin_y: int = setting("GRID_ORIGIN_Y", "Board y of the grid's top edge.", LAYOUT, default=0)
+    frame_columns: int = setting(
+        "FRAME_COLUMNS", "Each subfolder's frame (and the archive frame): a grid of FRAME_COLUMNS x FRAME_ROWS cells of the size\n"
+        "above; a full frame is followed by a continuation frame (\"sub/folder (2)\"). FRAME_GAP: board units between frames.",
+        LAYOUT, default=5, minimum=1, maximum=100,
+    )
+    frame_rows: int = setting("FRAME_ROWS", "", LAYOUT, default=4, minimum=1, maximum=100)
+    frame_gap: int = setting("FRAME_GAP", "", LAYOUT, default=200, minimum=0, maximum=100_000)
 
 
 _TOKEN_DOC = """A Miro access token with boards:read and boards:write (Miro app settings, "Install app and get OAuth token").
@@ -253,6 +272,26 @@ class Settings:
     duplicates: DuplicatePolicy = setting(
         "DUPLICATES", "Same picture (same bytes) under another name: skip (default: it is already on the board) or upload.", ROUTE,
         default=DuplicatePolicy.SKIP,
+    )
+    on_delete: DeletePolicy = setting(
+        "ON_DELETE", "A file deleted (or moved out of the folder): keep (default: its item stays; a board is a shared space and\n"
+        "people draw around pictures) | remove (the item is deleted; 500 credits each, paced with the uploads) |\n"
+        "archive (the item moves into the \"miro-sync archive\" frame, left of the grid).", MIRROR, default=DeletePolicy.KEEP,
+    )
+    max_delete: int = setting(
+        "MAX_DELETE", "Mass-delete guard: more deletions than this waiting at once (a dropped mount, a wiped folder) are all held,\n"
+        "with one log line, and the board is left alone until `miro-sync check --fix` or a higher limit. 50 is far\n"
+        "above what a person deletes by hand in a few seconds and far below any folder worth syncing. 0 holds every deletion.",
+        MIRROR, default=50, minimum=0, maximum=1_000_000,
+    )
+    delete_settle: float = setting(
+        "DELETE_SETTLE_SECONDS", "Seconds a deletion waits before it is acted on: a file that reappears meanwhile, or the same bytes at a new\n"
+        "path (a move that arrives as delete + create: polling, across mounts), is not a deletion.", MIRROR,
+        default=10.0, minimum=0.0, maximum=3600.0,
+    )
+    folders: FolderMode = setting(
+        "FOLDERS", "Subfolders: frames (default: one frame per subfolder, titled with its path, right of the root grid) | flat.", MIRROR,
+        default=FolderMode.FRAMES,
     )
     watch_mode: WatchMode = setting("WATCH_MODE", _WATCH_MODE_DOC, WATCHING, default=WatchMode.AUTO)
     poll_interval: float = setting("POLL_INTERVAL", "Seconds between polls (polling mode).", WATCHING, default=1.0, minimum=0.1)

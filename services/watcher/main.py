@@ -87,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
         rescan_interval=settings.rescan_interval,
         job_timeout=settings.job_timeout,
         close_events=False,  # set once the observer is known
+        delete_settle=settings.delete_settle,
+        max_delete=settings.max_delete,
     )
 
     watcher.progress_every = settings.scan_progress_seconds
@@ -101,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     if not _wait_for_redis(connection, stop):
         return 0 if stop.is_set() else 1
+    watcher.ledger.migrate()  # a ledger of the first layout is brought into the path model, once
 
     if args.once:
         stats = watcher.scan()

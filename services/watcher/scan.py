@@ -37,12 +37,13 @@ class ScanStats:
     synced: int = 0
     rejected: int = 0
     pending: int = 0  # still being written: left to the settle timer
+    gone: int = 0  # ledger paths whose file is gone (pending deletions)
     seconds: float = 0.0
 
     def fields(self) -> dict[str, int | float]:
         """The ``watch.scan`` log line's fields."""
         return {"files": self.files, "queued": self.queued, "synced": self.synced, "rejected": self.rejected,
-                "pending": self.pending, "seconds": round(self.seconds, 3)}
+                "pending": self.pending, "gone": self.gone, "seconds": round(self.seconds, 3)}
 
 
 class ScanProgress:

@@ -31,6 +31,7 @@ import redis
 from rq import Queue
 from watchdog.events import (
     DirCreatedEvent,
+    DirDeletedEvent,
     DirMovedEvent,
     FileClosedEvent,
     FileClosedNoWriteEvent,
@@ -43,12 +44,13 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 
-from shared.jobs import enqueue_upload
+from shared.jobs import enqueue_removal, enqueue_upload
 from shared.ledger import Ledger
 from shared.log import get_logger
 
 from .files import Candidate, Gone, NotAFile, Refused, examine
 from .filters import ignore_reason, printable
+from .deletions import UNKNOWN, Deletions
 from .scan import ScanProgress, ScanStats, Seen, walk
 from .settle import Settler
 
@@ -56,7 +58,7 @@ log = get_logger("watcher")
 
 EVENT_TYPES = [
     FileClosedEvent, FileClosedNoWriteEvent, FileOpenedEvent, FileCreatedEvent, FileModifiedEvent,
-    FileMovedEvent, FileDeletedEvent, DirCreatedEvent, DirMovedEvent,
+    FileMovedEvent, FileDeletedEvent, DirCreatedEvent, DirMovedEvent, DirDeletedEvent,
 ]
 """What the observer reports to us (attribute changes are noise)."""
 
@@ -96,6 +98,8 @@ class Watcher:
         job_timeout: int,
         close_events: bool,
         clock: Callable[[], float] = time.monotonic,
+        delete_settle: float = 10.0,
+        max_delete: int = 50,
     ) -> None:
         self.folder = folder
         self.ledger = ledger
@@ -110,6 +114,7 @@ class Watcher:
         self.settler = Settler(settle_seconds)
         self._recent: OrderedDict[str, tuple[tuple[int, int], float]] = OrderedDict()  # key -> (version, when)
         self._redis_down = False
+        self.deletions = Deletions(delete_settle, max_delete)
 
     # --- the loop -------------------------------------------------------------------------------
     def handler(self) -> EventInbox:
@@ -129,11 +134,12 @@ class Watcher:
                 continue
             self._pump(self._timeout(next_scan))
             self._settled()
+            self._guarded(self._enact_deletions)
         return True
 
     def _timeout(self, next_scan: float | None) -> float:
         now = self.clock()
-        wake_at = [t for t in (next_scan, self.settler.next_deadline()) if t is not None]
+        wake_at = [t for t in (next_scan, self.settler.next_deadline(), self.deletions.next_deadline()) if t is not None]
         return max(0.0, min([now + 1.0, *wake_at]) - now)
 
     def _pump(self, timeout: float) -> None:
@@ -176,8 +182,13 @@ class Watcher:
             if src is not None:
                 self.settler.forget(src)
                 self._held.discard(src)
+                self._recent.pop(printable(src), None)  # the same version coming back is news
             dest = self._relative(event.dest_path)
-            if dest is None:
+            if dest is None or (not event.is_directory and ignore_reason(dest)):
+                if src is not None and event.is_directory:  # moved out of the folder: gone for us
+                    self._sweep(src)
+                elif src is not None:  # moved out, or to a name we ignore
+                    self._gone(src)
                 return
             if event.is_directory:
                 self._scan_subtree(dest)
@@ -187,7 +198,9 @@ class Watcher:
         rel = self._relative(event.src_path)
         if rel is None:
             return
-        if isinstance(event, DirCreatedEvent):
+        if isinstance(event, DirDeletedEvent):
+            self._sweep(rel)
+        elif isinstance(event, DirCreatedEvent):
             # A folder moved in from elsewhere brings files that give no event of their own.
             self._scan_subtree(rel)
         elif isinstance(event, FileClosedEvent):
@@ -213,6 +226,9 @@ class Watcher:
                 self._report_vanished(rel)
             self.settler.forget(rel)
             self._held.discard(rel)
+            if self._recent.get(printable(rel), (VANISHED,))[0] != VANISHED:
+                self._recent.pop(printable(rel), None)  # the same version coming back is news
+            self._gone(rel)
 
     def _watch_settle(self, rel: str) -> None:
         reason = ignore_reason(rel)
@@ -242,7 +258,8 @@ class Watcher:
     def take(self, rel: str, why: str) -> str:
         """Look at one file and queue it if it is a new, complete image version.
 
-        Returns what happened: queued, exists, synced, rejected, ignored, gone, folder.
+        Returns what happened: queued, exists, synced, rejected, ignored, gone, folder, pending
+        (an edit of a file on the board: queued once it is quiet, see below).
         With Redis unreachable the file goes back to the settle timer, to be tried again.
         """
         try:
@@ -274,6 +291,7 @@ class Watcher:
             self._remember(key, version)
             return "rejected"
         assert isinstance(outcome, Candidate)
+        self.deletions.forget(key)  # back (or never gone)
         entry = [(key, outcome.size, outcome.mtime_ns)]
         if self.ledger.synced(entry)[0]:
             self._remember(key, version)
@@ -281,6 +299,11 @@ class Watcher:
         if self.ledger.rejected(entry)[0]:
             self._remember(key, version)
             return "rejected"
+        if why in ("closed", "moved") and self.settle_seconds > 0 and self.ledger.path(key) is not None:
+            # An edit of a file already on the board: an editor's save storm must cost a PATCH or
+            # two, not one per save, so edits wait until the file is quiet for SETTLE_SECONDS.
+            self.settler.touch(rel, self.clock(), version)
+            return "pending"
         job = enqueue_upload(self.jobs, rel, outcome.size, outcome.mtime_ns, job_timeout=self.job_timeout)
         self._remember(key, version)
         if job is None:
@@ -304,6 +327,53 @@ class Watcher:
         self._recent.move_to_end(key)
         if len(self._recent) > RECENT_MAX:
             self._recent.popitem(last=False)
+
+    # --- deletions --------------------------------------------------------------------------------
+    def _gone(self, rel: str) -> None:
+        """A file vanished: if it has an item, its deletion waits (see :mod:`.deletions`)."""
+        if ignore_reason(rel):
+            return
+        key = printable(rel)
+        if os.path.lexists(os.path.join(self.folder, rel)):
+            return
+        entry = self.ledger.path(key)
+        # No entry yet: its upload may be in flight (the item made, the ledger write to come); look again later.
+        self.deletions.note(key, entry.item_id if entry is not None else UNKNOWN, self.clock())
+
+    def _sweep(self, under: str = "") -> int:
+        """Every ledger path below ``under`` whose file is gone becomes a pending deletion."""
+        gone: set[str] = set()
+        for relpath, entry in self.ledger.iter_paths():
+            if under and not relpath.startswith(under + "/"):
+                continue
+            if not os.path.lexists(os.path.join(self.folder, relpath)):
+                gone.add(relpath)
+                self.deletions.note(relpath, entry.item_id, self.clock())
+        if not under:
+            self.deletions.keep_only(gone)
+        return len(gone)
+
+    def _folder_has_files(self) -> bool:
+        for chunk in walk(self.folder):
+            return bool(chunk)
+        return False
+
+    def _enact_deletions(self) -> None:
+        for relpath, item_id in self.deletions.due(self.clock(), self._folder_has_files):
+            if os.path.lexists(os.path.join(self.folder, relpath)):
+                continue
+            entry = self.ledger.path(relpath)
+            if entry is None and item_id == UNKNOWN:
+                self.deletions.look_again(relpath, self.clock())
+                continue
+            if entry is not None and item_id == UNKNOWN:
+                self.deletions.note(relpath, entry.item_id, self.clock())  # known now: through the guard like the rest
+                continue
+            if entry is None or entry.item_id != item_id:
+                continue  # taken over by a rename, or handled already
+            job = enqueue_removal(self.jobs, relpath, item_id, job_timeout=self.job_timeout)
+            if job is not None:
+                log.info("file.gone", file=relpath, item_id=item_id, job_id=job.id)
 
     # --- scans ----------------------------------------------------------------------------------
     def _scan_and_schedule(self, stop: threading.Event) -> float | None:
@@ -337,6 +407,8 @@ class Watcher:
                 break
             self._pump(0)
             self._settled()
+        if stop is not None and not under and not stop.is_set():
+            stats.gone = self._sweep()
         stats.seconds = time.perf_counter() - started
         return stats
 

@@ -119,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
     ctx = WorkerContext(settings=settings, redis=connection, worker_name=name)
     set_context(ctx)
     wait_for_redis(connection)
+    ctx.ledger.migrate()  # a ledger of the first layout is brought into the path model, once
 
     if not args.skip_checks:
         problem = check_miro(ctx)

@@ -27,7 +27,7 @@ from shared.ledger import Delivery, Ledger
 @dataclass(frozen=True)
 class Pending:
     item_id: str
-    key: str  # the ledger's content key of the bytes (sha256, or sha256-<path hash> with DUPLICATES=upload)
+    key: str  # sha256 of the bytes Miro was to fetch
     path: str  # relative to the watch folder
     sig: str  # signature of the URL Miro was given; the image server's served record is keyed by it
     size: int
@@ -79,10 +79,15 @@ class PendingChecks:
         return later
 
     def complete(self, pending: Pending, ledger: Ledger, delivery: Delivery | None) -> None:
-        """The check is done; with ``delivery``, the ledger says so, in the same MULTI."""
-        pipe = self.redis.pipeline(transaction=True)
+        """The check is done; with ``delivery``, the ledger says so first.
+
+        In that order: a crash between the two writes leaves the check to run again (a repeated
+        check verifies again, or PATCHes the same item again: harmless); the other order could leave
+        the ledger saying `unverified` with no check left to change it.
+        """
         if delivery is not None:
-            ledger.set_delivery(pending.key, pending.item_id, delivery, pipe)
+            ledger.set_delivery(pending.path, pending.item_id, delivery)
+        pipe = self.redis.pipeline(transaction=True)
         pipe.zrem(self.due_key, pending.item_id)
         pipe.hdel(self.details_key, pending.item_id)
         pipe.execute()

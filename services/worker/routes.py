@@ -76,7 +76,8 @@ def upload_by_url(ctx: WorkerContext, path: Path, relpath: str, info: ImageInfo,
     sig = parse_qs(urlsplit(signed).query)["sig"][0]
     ctx.limiter.acquire(Cost.IMAGE_WRITE)
     item = ctx.miro.create_image_url(
-        settings.miro_board_id, public_url + signed, title=data["title"], position=data["position"], geometry=data["geometry"]
+        settings.miro_board_id, public_url + signed, title=data["title"], position=data["position"], geometry=data["geometry"],
+        parent_id=(data.get("parent") or {}).get("id"),
     )
     item_id = str(item["id"])
     # One look, no wait: Miro may have fetched the URL before it answered.

@@ -14,6 +14,7 @@ How failures end (policy in :mod:`shared.retry`):
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from redis.exceptions import RedisError
 from rq import Retry, get_current_job
@@ -25,9 +26,9 @@ from shared.miro import MiroApiError, MiroAuthError, MiroError, MiroServerError,
 from shared.ratelimit import RateLimitTimeout
 
 from . import hold, maintenance
-from .context import get_context
+from .context import WorkerContext, get_context
 from .routes import TunnelUnavailable
-from .uploader import ContentBusy, Uploader
+from .uploader import ContentBusy, Outcome, Result, Uploader
 
 log = get_logger("worker")
 
@@ -39,15 +40,28 @@ class UploadFailed(Exception):
 
 
 def upload_image(path: str, size: int, mtime_ns: int) -> dict | Retry:
+    return _run(path, lambda ctx, job_id: Uploader(ctx, job_id).sync(path, size, mtime_ns), mtime_ns)
+
+
+def remove_path(path: str, item_id: str) -> dict | Retry:
+    """The file ``path`` is gone: do with its item what ``ON_DELETE`` says (queued by the watcher)."""
+    from .deleter import Remover
+
+    return _run(path, lambda ctx, job_id: Remover(ctx, job_id).remove(path, item_id))
+
+
+def _run(path: str, work: Callable[[WorkerContext, str | None], Result], mtime_ns: int | None = None) -> dict | Retry:
+    """Every job's way of ending: done, retried later, held (token refused) or failed with a reason."""
     ctx = get_context()
     metrics.use(ctx.redis)
     job = get_current_job()
     try:
-        result = Uploader(ctx, job.id if job is not None else None).sync(path, size, mtime_ns)
-        uploaded = result.outcome == metrics.Outcome.UPLOADED.value
-        ready_at = metrics.latency_start(mtime_ns, job.enqueued_at if job is not None else None) if uploaded else None
-        metrics.record_upload(result.route, metrics.Outcome(result.outcome), ready_at)
-        if uploaded and maintenance.miro_answered(ctx.redis):
+        result = work(ctx, job.id if job is not None else None)
+        outcome = metrics.Outcome(result.outcome.value)
+        changed = outcome in (metrics.Outcome.UPLOADED, metrics.Outcome.UPDATED)  # pixels on the board from this file version
+        ready_at = metrics.latency_start(mtime_ns, job.enqueued_at if job is not None else None) if changed and mtime_ns is not None else None
+        metrics.record_upload(result.route, outcome, ready_at)
+        if result.outcome in (Outcome.UPLOADED, Outcome.UPDATED, Outcome.MOVED, Outcome.DELETED) and maintenance.miro_answered(ctx.redis):
             log.info("miro.recovered", action="retries waiting for Miro go now")
         return result.as_dict()
     except MiroAuthError as exc:

@@ -20,6 +20,7 @@ def test_defaults_and_folder_created(env, tmp_path):
     assert s.redis_url == "redis://localhost:6379/0"
     assert s.max_upload_bytes == 6 * 1024 * 1024
     assert (s.circuit_failures, s.circuit_window, s.circuit_cooldown) == (3, 600.0, 300.0)
+    assert (s.on_delete.value, s.max_delete, s.delete_settle, s.folders.value) == ("keep", 50, 10.0, "frames")
 
 
 @pytest.mark.parametrize("missing", ["MIRO_ACCESS_TOKEN", "MIRO_BOARD_ID", "WATCH_FOLDER"])
@@ -35,7 +36,9 @@ def test_missing_required_names_the_variable(env, missing):
     [("UPLOAD_MODE", "ftp"), ("GRID_COLUMNS", "zero"), ("GRID_COLUMNS", "0"), ("REDIS_URL", "http://x"),
      ("MIRO_API_URL", "api.miro.com"), ("URL_SIGNING_SECRET", "short"), ("WATCH_MODE", "magic"),
      ("MAX_UPLOAD_BYTES", str(7 * 1024 * 1024)), ("MIRO_BOARD_ID", "a b"), ("GRID_PADDING", "300"),
-     ("CIRCUIT_FAILURES", "0"), ("CIRCUIT_FAILURES", "three"), ("CIRCUIT_WINDOW", "0.5"), ("CIRCUIT_COOLDOWN", "-1")],
+     ("CIRCUIT_FAILURES", "0"), ("CIRCUIT_FAILURES", "three"), ("CIRCUIT_WINDOW", "0.5"), ("CIRCUIT_COOLDOWN", "-1"),
+     ("ON_DELETE", "erase"), ("MAX_DELETE", "-1"), ("MAX_DELETE", "many"), ("DELETE_SETTLE_SECONDS", "-2"),
+     ("FOLDERS", "tree"), ("FRAME_COLUMNS", "0"), ("FRAME_ROWS", "101")],
 )
 def test_malformed_value_names_the_variable(env, name, value):
     env[name] = value

@@ -12,7 +12,7 @@ from tests.fixtures.stack import LocalStack, make_image
 
 
 def deliveries(stack) -> dict[str, str]:
-    return {entry.path: entry.delivery for entry in stack.ledger().all_content().values()}
+    return {path: entry.delivery for path, entry in stack.ledger().all_items().items()}
 
 
 def doctor(env: dict[str, str], cwd) -> subprocess.CompletedProcess:

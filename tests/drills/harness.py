@@ -188,7 +188,8 @@ class Rig:
         cells = collections.Counter((i["position"]["x"], i["position"]["y"]) for i in items)
         assert max(cells.values()) == 1, "two items share a grid cell"
         # The ledger agrees with the board: one entry per item, pointing at it.
-        ledger = {json.loads(v)["item_id"] for v in self.redis.hvals(keys.ledger_content(self.sandbox.board_id))}
+        entries = [json.loads(v) for v in self.redis.hvals(keys.ledger_paths(self.sandbox.board_id))]
+        ledger = {e["item_id"] for e in entries if e.get("dup_of") is None}
         assert ledger == {str(i["id"]) for i in items}
 
     def tail(self, chars: int = 4000) -> str:

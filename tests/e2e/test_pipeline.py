@@ -67,7 +67,7 @@ def test_ten_images_each_once_in_distinct_cells_with_same_pixels_file(shared_sta
     assert_board_matches(shared_stack, expected, shared_stack.before)
     # The sandbox records a fetch only for items Miro made from a URL.
     assert {"url" if item["fetched_url"] else "file" for item in shared_stack.items()} == {"file"}
-    assert {entry.route for entry in shared_stack.ledger().all_content().values()} == {"file"}
+    assert {entry.route for entry in shared_stack.ledger().all_items().values()} == {"file"}
 
 
 def test_ten_images_each_once_in_distinct_cells_with_same_pixels_url(local_stack):
@@ -79,7 +79,7 @@ def test_ten_images_each_once_in_distinct_cells_with_same_pixels_url(local_stack
     assert_board_matches(local_stack, expected)
     routes = {"url" if item["fetched_url"] else "file" for item in local_stack.items()}
     assert routes == {"url"}, routes
-    assert {entry.route for entry in local_stack.ledger().all_content().values()} == {"url"}
+    assert {entry.route for entry in local_stack.ledger().all_items().values()} == {"url"}
 
 
 def test_restart_uploads_nothing_twice_and_catches_up(local_stack):

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from services.worker.context import WorkerContext
-from services.worker.uploader import Uploader, file_sha256
+from services.worker.uploader import Uploader
 from shared.layout import slot_center
 from shared.miro import MiroRateLimited
 from shared.settings import load_settings
@@ -78,9 +78,8 @@ def test_the_picture_fills_its_cell_and_stays_inside_it(uploader, sandbox, size)
 def test_an_item_made_by_an_interrupted_attempt_is_adopted_not_made_again(uploader, sandbox):
     version = picture(uploader.folder / "crash.png", (640, 480), (1, 2, 3))
     # What a worker killed after Miro's 201 and before the ledger write leaves: an intent, and the item.
-    key = file_sha256(uploader.folder / "crash.png")
-    slot = uploader.ctx.ledger.reserve_slot(key)
-    uploader.ctx.ledger.begin(key, slot, "crash.png", "file")
+    slot = uploader.ctx.ledger.reserve_slot("crash.png")
+    uploader.ctx.ledger.begin("crash.png", slot, "crash.png", "file")
     x, y = slot_center(uploader.settings.grid, slot)
     made = uploader.ctx.miro.create_image_file(sandbox.board_id, (uploader.folder / "crash.png").read_bytes(), "crash.png",
                                                "image/png", {"title": "crash.png", "position": {"x": x, "y": y}})
@@ -98,7 +97,7 @@ def test_a_429_pauses_every_worker_until_the_reset(uploader, sandbox):
     paused = uploader.ctx.limiter.paused_until()  # in Redis: every worker's limiter reads it
     assert paused is not None and paused > reset, (paused, reset)
     # Nothing was created, so no intent is left for a recovery search.
-    assert uploader.ctx.ledger.intent(file_sha256(uploader.folder / "limited.png")) is None
+    assert uploader.ctx.ledger.intent("limited.png") is None
 
 
 def test_a_bad_file_is_rejected_and_never_reaches_miro(uploader, sandbox):

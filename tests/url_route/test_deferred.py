@@ -68,10 +68,9 @@ class Stack:
 
     def entries(self, prefix: str) -> dict[str, dict]:
         found = {}
-        for raw in self.redis.hvals(keys.ledger_content(BOARD)):
-            entry = json.loads(raw)
-            if entry["path"].startswith(prefix):
-                found[entry["path"]] = entry
+        for path, raw in self.redis.hgetall(keys.ledger_paths(BOARD)).items():
+            if path.decode().startswith(prefix):
+                found[path.decode()] = json.loads(raw)
         return found
 
     def drop(self, prefix: str, count: int, start: int = 0) -> dict[str, bytes]:

@@ -23,7 +23,7 @@ GRID_ENV = {"GRID_COLUMNS": "10", "GRID_CELL_WIDTH": "440", "GRID_CELL_HEIGHT": 
 
 
 def deliveries(stack) -> dict[str, str]:
-    return {entry.path: entry.delivery for entry in stack.ledger().all_content().values()}
+    return {path: entry.delivery for path, entry in stack.ledger().all_items().items()}
 
 
 def count_lines(log: str, event: str) -> int:
@@ -64,9 +64,9 @@ def test_warning_page_items_are_repaired_in_place_and_show_the_picture(url_stack
     creates = [r for r in calls if r["method"] == "POST" and r["path"].endswith("/images")]
     assert len(creates) == 6, f"{len(creates)} creates for 6 files: a repair made a new item"
     log = url_stack.log()
-    repaired = [e for e in url_stack.ledger().all_content().values() if e.delivery == "repaired"]
+    repaired = [(path, e) for path, e in url_stack.ledger().all_items().items() if e.delivery == "repaired"]
     assert repaired
-    for entry in repaired:
+    for path, entry in repaired:
         # Same id: the ledger's item is the one on the board, re-filled by a PATCH of that id...
         assert entry.item_id in items, (entry, sorted(items))
         assert any(r["method"] == "PATCH" and r["path"].endswith(f"/images/{entry.item_id}") for r in calls), entry
@@ -74,7 +74,7 @@ def test_warning_page_items_are_repaired_in_place_and_show_the_picture(url_stack
         # ...same position: still the centre of the cell reserved for it.
         item = items[entry.item_id]
         assert (item["position"]["x"], item["position"]["y"]) == slot_center(GRID, entry.slot), (entry, item["position"])
-        assert item["data"]["title"] == entry.path
+        assert item["data"]["title"] == path
     # The tunnel is set aside once, whatever the number of pictures that met the page.
     assert count_lines(log, "tunnel.circuit_open") == 1, [line for line in log.splitlines() if "circuit" in line]
 
@@ -156,7 +156,7 @@ def test_auto_mode_sends_big_pictures_by_file_when_the_tunnel_is_down(local_stac
     assert tmp.stat().st_size > 6 * 1024 * 1024
     tmp.rename(local_stack.folder / "big.png")
     wait_for(lambda: "big.png" in deliveries(local_stack), 60, what=lambda: local_stack.log()[-3000:])
-    entry = next(e for e in local_stack.ledger().all_content().values() if e.path == "big.png")
+    entry = local_stack.ledger().all_items()["big.png"]
     assert entry.route == "file"
     items = local_stack.items()
     assert len(items) == 1 and items[0]["bytes_len"] <= 6 * 1024 * 1024 and items[0]["decodes"]

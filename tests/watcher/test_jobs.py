@@ -46,3 +46,24 @@ def test_failed_job_is_left_for_the_dashboard(redis_client):
     assert enqueue_upload(queue, "a.png", 10, 20) is None
     assert queue.job_ids == []
     assert Job.fetch(job.id, connection=redis_client, serializer=JSONSerializer).get_status() == JobStatus.FAILED
+
+
+def test_a_finished_version_asked_for_again_runs_again(redis_client):
+    """The caller only asks for unsynced versions: a finished job means the path lost its entry since."""
+    queue = upload_queue(redis_client, "q-test")
+    job = enqueue_upload(queue, "a.png", 10, 20)
+    queue.remove(job.id)
+    job.set_status(JobStatus.FINISHED)
+    again = enqueue_upload(queue, "a.png", 10, 20)
+    assert again is not None and again.id == job.id and queue.job_ids == [job.id]
+    assert again.get_status() == JobStatus.QUEUED
+
+
+def test_removal_jobs_are_once_per_path_and_item(redis_client):
+    from shared.jobs import REMOVE_FUNCTION, enqueue_removal
+
+    queue = upload_queue(redis_client, "q-test")
+    job = enqueue_removal(queue, "gone.png", "345")
+    assert job is not None and job.func_name == REMOVE_FUNCTION and list(job.args) == ["gone.png", "345"]
+    assert enqueue_removal(queue, "gone.png", "345") is None
+    assert enqueue_removal(queue, "gone.png", "346") is not None

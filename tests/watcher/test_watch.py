@@ -16,7 +16,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from shared.jobs import job_id, upload_queue
-from shared.ledger import Ledger
+from shared.ledger import ItemEntry, Ledger
 from tests.fixtures.procs import MIRO_SYNC, wait_for
 
 BOARD = "uXjVtest="
@@ -325,8 +325,9 @@ def test_synced_files_are_not_queued_on_restart(folder, start_watcher, redis_cli
     changed = write(folder / "changed.png", PNG, age=60)
     write(folder / "new.png", PNG, age=60)
     ledger = Ledger(redis_client, BOARD)
-    ledger.record("done.png", *version(done), "a" * 64, None)
-    ledger.record("changed.png", version(changed)[0], version(changed)[1] - 1, "b" * 64, None)  # an older version
+    ledger.record("done.png", ItemEntry("1", "a" * 64, *version(done), slot=0, route="file", delivery="file", at=0.0))
+    older = ItemEntry("2", "b" * 64, version(changed)[0], version(changed)[1] - 1, slot=1, route="file", delivery="file", at=0.0)
+    ledger.record("changed.png", older)  # an older version
     proc = start_watcher(folder)
     assert set(queued_jobs(redis_client)) == {"changed.png", "new.png"}
     scan = events(proc, "watch.scan")[0]
