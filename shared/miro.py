@@ -32,10 +32,11 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from importlib import metadata
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import requests
@@ -82,7 +83,7 @@ class RateInfo:
     reset_at: float | None  # UNIX time when the server's window resets
 
     @classmethod
-    def from_headers(cls, headers: Mapping[str, str], now: float | None = None) -> "RateInfo":
+    def from_headers(cls, headers: Mapping[str, str], now: float | None = None) -> RateInfo:
         now = time.time() if now is None else now
         reset = _number(headers.get("X-RateLimit-Reset"))
         if reset is not None and reset < EPOCH_THRESHOLD:

@@ -22,8 +22,8 @@ import base64
 import json
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Mapping
 
 import requests
 
@@ -73,7 +73,7 @@ class ProbeResult:
         return json.dumps({**asdict(self), "at": time.time()})
 
     @classmethod
-    def from_json(cls, raw: str | bytes) -> "ProbeResult":
+    def from_json(cls, raw: str | bytes) -> ProbeResult:
         data = json.loads(raw)
         return cls(ok=bool(data["ok"]), reason=data["reason"], detail=data["detail"], public_url=data.get("public_url"))
 

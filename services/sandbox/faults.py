@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 KEYS = ("latency_ms", "error_status", "error_for_seconds", "error_every", "drop_connections_for_seconds",
         "credits_per_minute")

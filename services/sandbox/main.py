@@ -14,8 +14,18 @@ from typing import Any
 from shared import log as shared_log
 
 from . import tunnel
-from .config import (ACCESS_TOKEN_TTL, ALL_SCOPES, CHROME_USER_AGENT, CREDITS_PER_MINUTE, DEFAULT_BOARD, DEFAULT_HOST, DEFAULT_PORT,
-                     DEFAULT_TOKEN, FETCH_TIMEOUT, SandboxConfig)
+from .config import (
+    ACCESS_TOKEN_TTL,
+    ALL_SCOPES,
+    CHROME_USER_AGENT,
+    CREDITS_PER_MINUTE,
+    DEFAULT_BOARD,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    DEFAULT_TOKEN,
+    FETCH_TIMEOUT,
+    SandboxConfig,
+)
 
 SCOPE_SHORTHANDS = {"read": "boards:read", "write": "boards:write"}
 

@@ -44,7 +44,7 @@ class Sandbox:
     oauth: oauth.OAuthAuthority | None = None
 
     @classmethod
-    def from_config(cls, config: SandboxConfig) -> "Sandbox":
+    def from_config(cls, config: SandboxConfig) -> Sandbox:
         return cls(config=config, store=Store(config.boards, config.state_path),
                    credits=CreditBuckets(config.credits_per_minute, window_seconds=config.credit_window_seconds), faults=Faults(config.latency_ms),
                    traffic=Traffic(REQUEST_LOG_SIZE),
@@ -108,7 +108,7 @@ class SandboxHandle(SandboxControl):
     def board_id(self) -> str:
         return self.config.boards[0]
 
-    def start(self) -> "SandboxHandle":
+    def start(self) -> SandboxHandle:
         self._thread.start()
         log.info("sandbox.started", url=self.url, boards=",".join(self.config.boards))
         return self

@@ -40,13 +40,13 @@ from __future__ import annotations
 
 import argparse
 import html
-import signal
 import re
+import signal
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from http.client import HTTPConnection, HTTPException, HTTPSConnection
-from typing import Iterable, Iterator
 from urllib.parse import urlsplit
 
 from flask import Flask, jsonify, request
@@ -437,7 +437,7 @@ class TunnelHandle:
         with self.state.lock:
             return list(self.state.requests)
 
-    def __enter__(self) -> "TunnelHandle":
+    def __enter__(self) -> TunnelHandle:
         return self
 
     def __exit__(self, *exc) -> None:

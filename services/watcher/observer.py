@@ -9,8 +9,8 @@ folders whose changes produce no events here (Docker Desktop bind mounts, networ
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from watchdog.events import FileSystemEventHandler
 from watchdog.observers import Observer

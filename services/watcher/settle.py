@@ -8,7 +8,7 @@ which gives no close event) is ready once its (size, mtime_ns) has not changed f
 from __future__ import annotations
 
 import heapq
-from typing import Hashable
+from collections.abc import Hashable
 
 Signature = Hashable  # (size, mtime_ns) or anything comparable the caller chooses
 

@@ -24,8 +24,8 @@ import stat
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import redis
 from rq import Queue
@@ -48,9 +48,9 @@ from shared.jobs import enqueue_removal, enqueue_upload
 from shared.ledger import Ledger
 from shared.log import get_logger
 
+from .deletions import UNKNOWN, Deletions
 from .files import Candidate, Gone, NotAFile, Refused, examine
 from .filters import ignore_reason, printable
-from .deletions import UNKNOWN, Deletions
 from .scan import ScanProgress, ScanStats, Seen, walk
 from .settle import Settler
 
@@ -75,7 +75,7 @@ RETRY = (-3, -3)  # a settle signature no file has: the timer runs once more, th
 class EventInbox(FileSystemEventHandler):
     """Runs on the observer's thread: only hands events to the loop."""
 
-    def __init__(self, inbox: "queue.SimpleQueue[FileSystemEvent | None]") -> None:
+    def __init__(self, inbox: queue.SimpleQueue[FileSystemEvent | None]) -> None:
         self.inbox = inbox
 
     def on_any_event(self, event: FileSystemEvent) -> None:

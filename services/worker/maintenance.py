@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import redis
 from rq import Queue
@@ -29,9 +29,9 @@ from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 
 from shared import keys
+from shared.log import get_logger
 
 from . import rqcompat
-from shared.log import get_logger
 
 log = get_logger("worker")
 

@@ -44,7 +44,7 @@ from .context import WorkerContext
 from .frames import Frames
 from .maintenance import can_judge_liveness
 from .pending import Pending, PendingChecks
-from .routes import upload_by_file, upload_by_url, TunnelUnavailable
+from .routes import TunnelUnavailable, upload_by_file, upload_by_url
 
 log = get_logger("worker")
 
@@ -428,12 +428,12 @@ class Uploader:
         return None
 
     # --- locking ------------------------------------------------------------------------------
-    def _lock(self, key: str) -> "_ContentLock":
+    def _lock(self, key: str) -> _ContentLock:
         return _ContentLock(self.ctx, key, self.worker_name, self.job_id)
 
 
 class _NoLock:
-    def __enter__(self) -> "_NoLock":
+    def __enter__(self) -> _NoLock:
         return self
 
     def __exit__(self, *exc: object) -> bool:
