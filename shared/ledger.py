@@ -275,10 +275,10 @@ class Ledger:
         if not entries:
             return []
         raw = self.redis.hmget(keys.rejected(self.board_id), [p for p, _, _ in entries])
-        out = []
+        out: list[bool] = []
         for (_, size, mtime_ns), value in zip(entries, raw):
-            entry = json.loads(value) if value else None
-            out.append(bool(entry) and entry["size"] == size and entry["mtime_ns"] == mtime_ns)
+            entry: dict[str, int] | None = json.loads(value) if value else None
+            out.append(bool(entry and entry["size"] == size and entry["mtime_ns"] == mtime_ns))
         return out
 
     def forget(self, relpath: str) -> bool:

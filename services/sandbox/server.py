@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass, field
+from typing import cast
 
 from flask import Flask, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import WSGIRequestHandler, make_server
 
@@ -56,7 +58,7 @@ def create_app(config: SandboxConfig | None = None) -> Flask:
     sandbox = Sandbox.from_config(config)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
-    app.json.sort_keys = False  # keep Miro's field order (id, type, data, ...) for people reading answers
+    cast(DefaultJSONProvider, app.json).sort_keys = False  # keep Miro's field order (id, type, data, ...) for people reading answers
     app.extensions["sandbox"] = sandbox
     app.register_blueprint(api.bp)
     app.register_blueprint(resources.bp)

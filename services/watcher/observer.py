@@ -25,7 +25,7 @@ log = get_logger("watcher")
 LIMIT_ERRORS = (errno.ENOSPC, errno.EMFILE)
 
 
-def _inotify_class() -> type[BaseObserver]:
+def _inotify_class() -> Callable[[], BaseObserver]:
     try:
         from watchdog.observers.inotify import InotifyObserver
     except Exception:  # not Linux, or a libc without inotify

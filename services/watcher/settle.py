@@ -47,7 +47,7 @@ class Settler:
         They leave the tracker; the caller compares the signature with a fresh stat and either
         takes the file (stable) or calls :meth:`touch` again (still changing).
         """
-        out = []
+        out: list[tuple[str, Signature]] = []
         while True:
             self._drop_stale()
             if not self._heap or self._heap[0][0] > now:

@@ -125,7 +125,7 @@ class Watcher:
 
     def run(self, stop: threading.Event, alive: Callable[[], bool] = lambda: True) -> bool:
         """Scan, then follow events until ``stop``; False if ``alive()`` says the observer died."""
-        next_scan = self.clock()
+        next_scan: float | None = self.clock()
         while not stop.is_set():
             if not alive():
                 return False
