@@ -12,6 +12,7 @@
   of :data:`PROBE_NAME`, so the probe goes through the same signature check, Flask route and tunnel as
   Miro's fetch, without writing into the watch folder. The name is hidden, and the image server
   never serves hidden files from the folder, so it cannot shadow a user's file.
+- :func:`fresh_probe`: discover and probe now, no cache (the doctor's check).
 - :class:`TunnelState`: the probe result, cached in Redis for ``PROBE_INTERVAL`` seconds and shared
   by every worker; one log line per change of state.
 """
