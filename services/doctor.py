@@ -17,9 +17,9 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import redis
 
@@ -31,7 +31,7 @@ from shared.preflight import check_board
 from shared.settings import Need, Settings, SettingsError, WatchMode, load_env, load_settings
 from shared.tokenpair import PairState, UnreadablePair
 from shared.tokens import token_store
-from shared.tunnel import TunnelState
+from shared.tunnel import fresh_probe
 
 
 @dataclass
@@ -140,7 +140,7 @@ def check_tunnel(settings: Settings) -> Check:
     if not settings.tunnel_configured:
         return Check("tunnel", True, "not configured: uploads go by file (fine up to 6 MB; larger images are downscaled)")
     # A fresh probe, not the workers' cached one; needs no Redis.
-    result = TunnelState(None, settings).check()
+    result = fresh_probe(settings)
     if result.ok:
         return Check("tunnel", True, f"{result.public_url} delivers images to browser-like fetchers")
     return Check("tunnel", False, f"{result.reason}: {result.detail}")

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from enum import Enum
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import redis
 
@@ -65,7 +66,7 @@ class ItemEntry:
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_json(cls, raw: str | bytes) -> "ItemEntry":
+    def from_json(cls, raw: str | bytes) -> ItemEntry:
         data = json.loads(raw)
         return cls(**{k: data[k] for k in _ENTRY_FIELDS if k in data})
 
@@ -274,10 +275,10 @@ class Ledger:
         if not entries:
             return []
         raw = self.redis.hmget(keys.rejected(self.board_id), [p for p, _, _ in entries])
-        out = []
+        out: list[bool] = []
         for (_, size, mtime_ns), value in zip(entries, raw):
-            entry = json.loads(value) if value else None
-            out.append(bool(entry) and entry["size"] == size and entry["mtime_ns"] == mtime_ns)
+            entry: dict[str, int] | None = json.loads(value) if value else None
+            out.append(bool(entry and entry["size"] == size and entry["mtime_ns"] == mtime_ns))
         return out
 
     def forget(self, relpath: str) -> bool:

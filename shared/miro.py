@@ -32,10 +32,11 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from importlib import metadata
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, cast
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import requests
@@ -67,6 +68,9 @@ CONNECT_TIMEOUT = 10.0
 EPOCH_THRESHOLD = 1_000_000_000
 """An ``X-RateLimit-Reset`` at or above this is a UNIX time; below it, seconds from now."""
 
+JsonObject = dict[str, Any]
+"""One JSON object from Miro's API: an item, a board, a page of items."""
+
 _log = get_logger("miro")
 
 
@@ -82,7 +86,7 @@ class RateInfo:
     reset_at: float | None  # UNIX time when the server's window resets
 
     @classmethod
-    def from_headers(cls, headers: Mapping[str, str], now: float | None = None) -> "RateInfo":
+    def from_headers(cls, headers: Mapping[str, str], now: float | None = None) -> RateInfo:
         now = time.time() if now is None else now
         reset = _number(headers.get("X-RateLimit-Reset"))
         if reset is not None and reset < EPOCH_THRESHOLD:
@@ -324,11 +328,11 @@ class MiroClient:
 
     # boards and items
 
-    def get_board(self, board_id: str) -> dict:
-        return self._call("GET", _board_path(board_id))
+    def get_board(self, board_id: str) -> JsonObject:
+        return self._call_object("GET", _board_path(board_id))
 
-    def get_image(self, board_id: str, item_id: str) -> dict:
-        return self._call("GET", f"{_board_path(board_id)}/images/{quote(item_id, safe='')}")
+    def get_image(self, board_id: str, item_id: str) -> JsonObject:
+        return self._call_object("GET", f"{_board_path(board_id)}/images/{quote(item_id, safe='')}")
 
     def delete_item(self, board_id: str, item_id: str) -> None:
         self._call("DELETE", f"{_board_path(board_id)}/items/{quote(item_id, safe='')}")
@@ -340,10 +344,10 @@ class MiroClient:
         limit: int = 50,
         cursor: str | None = None,
         parent_item_id: str | None = None,
-    ) -> dict:
+    ) -> JsonObject:
         """One page: ``{"data": [...], "cursor": "..."?, "total", "size", "limit", "links"}``."""
         params = {"limit": str(limit), "type": type, "cursor": cursor, "parent_item_id": parent_item_id}
-        return self._call("GET", f"{_board_path(board_id)}/items", params={k: v for k, v in params.items() if v})
+        return self._call_object("GET", f"{_board_path(board_id)}/items", params={k: v for k, v in params.items() if v})
 
     def iter_items(
         self,
@@ -351,7 +355,7 @@ class MiroClient:
         type: str | None = None,
         parent_item_id: str | None = None,
         before_page: Callable[[], object] | None = None,
-    ) -> Iterator[dict]:
+    ) -> Iterator[JsonObject]:
         """Every item, page after page, following ``cursor`` until Miro returns none.
 
         ``before_page`` runs before each page is asked for (e.g. to take the page's credits).
@@ -368,37 +372,37 @@ class MiroClient:
                 return
             seen.add(cursor)
 
-    def create_frame(self, board_id: str, title: str, position: dict, geometry: dict) -> dict:
+    def create_frame(self, board_id: str, title: str, position: JsonObject, geometry: JsonObject) -> JsonObject:
         body = {"data": {"title": title, "format": "custom", "type": "freeform"}, "position": position, "geometry": geometry}
-        return self._call("POST", f"{_board_path(board_id)}/frames", json=body)
+        return self._call_object("POST", f"{_board_path(board_id)}/frames", json=body)
 
     # images
 
-    def create_image_file(self, board_id: str, content: bytes, filename: str, content_type: str, data: dict) -> dict:
+    def create_image_file(self, board_id: str, content: bytes, filename: str, content_type: str, data: JsonObject) -> JsonObject:
         """Multipart upload (``resource`` + ``data``); 201 with the new image item."""
-        return self._call("POST", f"{_board_path(board_id)}/images", files=_multipart(content, filename, content_type, data))
+        return self._call_object("POST", f"{_board_path(board_id)}/images", files=_multipart(content, filename, content_type, data))
 
     def update_image_file(
-        self, board_id: str, item_id: str, content: bytes, filename: str, content_type: str, data: dict | None = None
-    ) -> dict:
+        self, board_id: str, item_id: str, content: bytes, filename: str, content_type: str, data: JsonObject | None = None
+    ) -> JsonObject:
         """Replace an item's picture (and optionally title/position/geometry) by multipart PATCH."""
         path = f"{_board_path(board_id)}/images/{quote(item_id, safe='')}"
-        return self._call("PATCH", path, files=_multipart(content, filename, content_type, data))
+        return self._call_object("PATCH", path, files=_multipart(content, filename, content_type, data))
 
     def create_image_url(
         self,
         board_id: str,
         url: str,
         title: str,
-        position: dict,
-        geometry: dict,
+        position: JsonObject,
+        geometry: JsonObject,
         parent_id: str | None = None,
-    ) -> dict:
+    ) -> JsonObject:
         """Miro fetches ``url`` itself; 201 with the new image item."""
         body: dict[str, Any] = {"data": {"url": url, "title": title}, "position": position, "geometry": geometry}
         if parent_id:
             body["parent"] = {"id": parent_id}
-        return self._call("POST", f"{_board_path(board_id)}/images", json=body)
+        return self._call_object("POST", f"{_board_path(board_id)}/images", json=body)
 
     def update_image_url(
         self,
@@ -406,25 +410,25 @@ class MiroClient:
         item_id: str,
         url: str,
         title: str | None = None,
-        position: dict | None = None,
-        geometry: dict | None = None,
-    ) -> dict:
+        position: JsonObject | None = None,
+        geometry: JsonObject | None = None,
+    ) -> JsonObject:
         """Point an existing item at a new ``url`` (JSON PATCH); 200 with the item."""
         body: dict[str, Any] = {"data": {"url": url} | ({"title": title} if title is not None else {})}
         if position is not None:
             body["position"] = position
         if geometry is not None:
             body["geometry"] = geometry
-        return self._call("PATCH", f"{_board_path(board_id)}/images/{quote(item_id, safe='')}", json=body)
+        return self._call_object("PATCH", f"{_board_path(board_id)}/images/{quote(item_id, safe='')}", json=body)
 
     def update_image(
         self,
         board_id: str,
         item_id: str,
         title: str | None = None,
-        position: dict | None = None,
+        position: JsonObject | None = None,
         parent_id: str | None = None,
-    ) -> dict:
+    ) -> JsonObject:
         """Retitle and/or move an image (JSON PATCH, Level 2); the picture is untouched.
 
         With ``parent_id``, ``position`` is relative to that frame's top-left corner.
@@ -436,16 +440,16 @@ class MiroClient:
             body["position"] = position
         if parent_id is not None:
             body["parent"] = {"id": parent_id}
-        return self._call("PATCH", f"{_board_path(board_id)}/images/{quote(item_id, safe='')}", json=body)
+        return self._call_object("PATCH", f"{_board_path(board_id)}/images/{quote(item_id, safe='')}", json=body)
 
-    def update_item(self, board_id: str, item_id: str, position: dict | None = None, parent_id: str | None = None) -> dict:
+    def update_item(self, board_id: str, item_id: str, position: JsonObject | None = None, parent_id: str | None = None) -> JsonObject:
         """Move or re-parent any item (``PATCH /items/{id}``, Level 2)."""
         body: dict[str, Any] = {}
         if position is not None:
             body["position"] = position
         if parent_id is not None:
             body["parent"] = {"id": parent_id}
-        return self._call("PATCH", f"{_board_path(board_id)}/items/{quote(item_id, safe='')}", json=body)
+        return self._call_object("PATCH", f"{_board_path(board_id)}/items/{quote(item_id, safe='')}", json=body)
 
     def get_resource(self, image_url: str) -> bytes:
         """The original bytes behind an item's ``data.imageUrl`` (token sent, 307 followed)."""
@@ -472,6 +476,10 @@ class MiroClient:
                 f"broken response: {response.status_code} with a body that is not JSON: {self._snippet(response)}",
                 status=response.status_code, rate=RateInfo.from_headers(response.headers), method=method, path=_path_of(response.url),
             ) from exc
+
+    def _call_object(self, method: str, path: str, **kwargs: Any) -> JsonObject:
+        # Calls that return an item, a board or a page: Miro answers each with one JSON object.
+        return cast(JsonObject, self._call(method, path, **kwargs))
 
     def _send(self, method: str, url: str, accept: str | None = None, **kwargs: Any) -> requests.Response:
         headers = self._headers if accept is None else {**self._headers, "Accept": accept}
@@ -555,9 +563,12 @@ def _board_path(board_id: str) -> str:
     return f"/v2/boards/{quote(board_id, safe='')}"
 
 
-def _multipart(content: bytes, filename: str, content_type: str, data: dict | None) -> list[tuple[str, tuple]]:
+_Part = tuple[str | None, str | bytes, str]  # (filename, content, content type), as requests takes a file
+
+
+def _multipart(content: bytes, filename: str, content_type: str, data: JsonObject | None) -> list[tuple[str, _Part]]:
     # As Miro's curl sample: -F "data={...};type=application/json" -F "resource=@image.png;type=image/png"
-    parts: list[tuple[str, tuple]] = []
+    parts: list[tuple[str, _Part]] = []
     if data is not None:
         parts.append(("data", (None, json.dumps(data), "application/json")))
     parts.append(("resource", (filename, content, content_type)))

@@ -12,6 +12,7 @@
   of :data:`PROBE_NAME`, so the probe goes through the same signature check, Flask route and tunnel as
   Miro's fetch, without writing into the watch folder. The name is hidden, and the image server
   never serves hidden files from the folder, so it cannot shadow a user's file.
+- :func:`fresh_probe`: discover and probe now, no cache (the doctor's check).
 - :class:`TunnelState`: the probe result, cached in Redis for ``PROBE_INTERVAL`` seconds and shared
   by every worker; one log line per change of state.
 """
@@ -22,12 +23,15 @@ import base64
 import json
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Mapping
+from typing import Any, cast
 
+import redis
 import requests
 
 from shared import keys
+from shared.log import EventLogger
 from shared.settings import Settings
 from shared.signing import sign_path
 
@@ -73,7 +77,7 @@ class ProbeResult:
         return json.dumps({**asdict(self), "at": time.time()})
 
     @classmethod
-    def from_json(cls, raw: str | bytes) -> "ProbeResult":
+    def from_json(cls, raw: str | bytes) -> ProbeResult:
         data = json.loads(raw)
         return cls(ok=bool(data["ok"]), reason=data["reason"], detail=data["detail"], public_url=data.get("public_url"))
 
@@ -113,11 +117,13 @@ def discover_public_url(settings: Settings, session: requests.Session | None = N
     return pick_url([t.get("public_url", "") for t in data["tunnels"] if isinstance(t, dict)])
 
 
-def _get_json(http: requests.Session, url: str, allow_404: bool = False) -> dict | None:
+def _get_json(http: requests.Session, url: str, allow_404: bool = False) -> dict[str, Any] | None:
     try:
         response = http.get(url, timeout=AGENT_TIMEOUT, headers={"Accept": "application/json"})
     except requests.RequestException as exc:
-        raise TunnelError(f"cannot reach the ngrok agent API at {url} ({type(exc).__name__}); is the ngrok service running, and is NGROK_API_URL right?") from exc
+        raise TunnelError(
+            f"cannot reach the ngrok agent API at {url} ({type(exc).__name__}); is the ngrok service running, and is NGROK_API_URL right?"
+        ) from exc
     if response.status_code == 404 and allow_404:
         return None
     if response.status_code != 200:
@@ -202,18 +208,36 @@ def judge(status: int, headers: Mapping[str, str], body: bytes, expected: bytes)
 # -- shared state -----------------------------------------------------------------------------
 
 
+def fresh_probe(settings: Settings, session: requests.Session | None = None) -> ProbeResult:
+    """Discover the public URL and probe it now (no cache, no Redis)."""
+    if not settings.tunnel_configured:
+        return ProbeResult(False, "not-configured", f"no tunnel is configured: set NGROK_API_URL or PUBLIC_BASE_URL, {_FALLBACK}")
+    if not settings.url_signing_secret:
+        return ProbeResult(False, "not-configured", "URL_SIGNING_SECRET is not set; image URLs cannot be signed")
+    try:
+        public_url = discover_public_url(settings, session)
+    except TunnelError as exc:
+        return ProbeResult(False, "unreachable", f"{exc}; {_FALLBACK}")
+    if public_url is None:
+        return ProbeResult(False, "no-endpoint", (
+            f"the ngrok agent at {agent_api_base(settings.ngrok_api_url or '')} lists no endpoint yet: is it still "
+            f"connecting? check its log (authtoken, domain), {_FALLBACK}"
+        ))
+    return probe(public_url, probe_path(settings.url_signing_secret), PROBE_PNG, session)
+
+
 class TunnelState:
     """The tunnel's usability as every worker sees it: one cached probe in Redis."""
 
-    def __init__(self, redis, settings: Settings, session: requests.Session | None = None) -> None:
-        self.redis = redis
+    def __init__(self, connection: redis.Redis, settings: Settings, session: requests.Session | None = None) -> None:
+        self.redis = connection
         self.settings = settings
         self.session = session
 
     def usable(self, force: bool = False) -> ProbeResult:
         """The last probe if younger than ``PROBE_INTERVAL``, else a new one (stored for all workers)."""
         if not force:
-            raw = self.redis.get(keys.TUNNEL_PROBE)
+            raw = cast("bytes | None", self.redis.get(keys.TUNNEL_PROBE))
             if raw:
                 return ProbeResult.from_json(raw)
         result = self.check()
@@ -223,29 +247,16 @@ class TunnelState:
 
     def check(self) -> ProbeResult:
         """Discover the public URL and probe it now (no cache)."""
-        if not self.settings.tunnel_configured:
-            return ProbeResult(False, "not-configured", f"no tunnel is configured: set NGROK_API_URL or PUBLIC_BASE_URL, {_FALLBACK}")
-        if not self.settings.url_signing_secret:
-            return ProbeResult(False, "not-configured", "URL_SIGNING_SECRET is not set; image URLs cannot be signed")
-        try:
-            public_url = discover_public_url(self.settings, self.session)
-        except TunnelError as exc:
-            return ProbeResult(False, "unreachable", f"{exc}; {_FALLBACK}")
-        if public_url is None:
-            return ProbeResult(False, "no-endpoint", (
-                f"the ngrok agent at {agent_api_base(self.settings.ngrok_api_url or '')} lists no endpoint yet: is it still "
-                f"connecting? check its log (authtoken, domain), {_FALLBACK}"
-            ))
-        return probe(public_url, probe_path(self.settings.url_signing_secret), PROBE_PNG, self.session)
+        return fresh_probe(self.settings, self.session)
 
     def invalidate(self) -> None:
         """Forget the cached probe (after a failure on the url route) so the next call probes again."""
         self.redis.delete(keys.TUNNEL_PROBE)
 
-    def warn_once(self, result: ProbeResult, log) -> bool:
+    def warn_once(self, result: ProbeResult, log: EventLogger) -> bool:
         """Log ``result`` if the tunnel's state changed since the last line any worker logged."""
         state = "ok" if result.ok else result.reason
-        previous = self.redis.set(keys.TUNNEL_WARNED, state, ex=WARNED_TTL, get=True)
+        previous = cast("bytes | None", self.redis.set(keys.TUNNEL_WARNED, state, ex=WARNED_TTL, get=True))
         if previous is not None and previous.decode() == state:
             return False
         if result.ok:

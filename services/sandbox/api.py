@@ -8,8 +8,9 @@ is not documented are marked ASSUMPTION and listed in ``services/sandbox/README.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from functools import wraps
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
@@ -21,8 +22,8 @@ from . import bodies, errors, geometry, render, resources
 from .config import ALL_SCOPES, LEVEL_1, LEVEL_2, LEVEL_3, READ, WRITE
 from .errors import ApiError, invalid
 from .fetcher import fetch
-from .oauth import OAUTH_USER
 from .images import inspect
+from .oauth import OAUTH_USER
 from .store import Fetch, Item
 
 log = get_logger("sandbox")

@@ -68,7 +68,7 @@ class SandboxConfig:
             raise ValueError("tokens: at least one token is needed")
         if not self.boards:
             raise ValueError("boards: at least one board is needed")
-        for token, scopes in self.tokens.items():
+        for scopes in self.tokens.values():
             unknown = set(scopes) - ALL_SCOPES
             if unknown:
                 raise ValueError(f"tokens: unknown scope {sorted(unknown)} for a token; use {sorted(ALL_SCOPES)}")

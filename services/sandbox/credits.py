@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 WINDOW_SECONDS = 60.0
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any, Literal, overload
 
 KEYS = ("latency_ms", "error_status", "error_for_seconds", "error_every", "drop_connections_for_seconds",
         "credits_per_minute")
@@ -35,7 +36,11 @@ class _State:
     drop_until: float | None = None
 
 
-def _number(spec: dict[str, Any], key: str, minimum: float, integer: bool) -> float | int | None:
+@overload
+def _number(spec: dict[str, Any], key: str, minimum: float, integer: Literal[True]) -> int | None: ...
+@overload
+def _number(spec: dict[str, Any], key: str, minimum: float, integer: Literal[False]) -> float | None: ...
+def _number(spec: dict[str, Any], key: str, minimum: float, integer: bool) -> float | None:
     value = spec.get(key)
     if value is None:
         return None

@@ -9,13 +9,23 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
-from typing import Any
+from typing import Any, cast
 
 from shared import log as shared_log
 
 from . import tunnel
-from .config import (ACCESS_TOKEN_TTL, ALL_SCOPES, CHROME_USER_AGENT, CREDITS_PER_MINUTE, DEFAULT_BOARD, DEFAULT_HOST, DEFAULT_PORT,
-                     DEFAULT_TOKEN, FETCH_TIMEOUT, SandboxConfig)
+from .config import (
+    ACCESS_TOKEN_TTL,
+    ALL_SCOPES,
+    CHROME_USER_AGENT,
+    CREDITS_PER_MINUTE,
+    DEFAULT_BOARD,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    DEFAULT_TOKEN,
+    FETCH_TIMEOUT,
+    SandboxConfig,
+)
 
 SCOPE_SHORTHANDS = {"read": "boards:read", "write": "boards:write"}
 
@@ -93,7 +103,8 @@ def describe(handle: Any, config: SandboxConfig) -> str:
         lines.append(f"  board: {board}   page: {handle.board_page(board)}")
     if handle.oauth is not None:
         first = handle.oauth.initial
-        lines.append(f"  oauth: client {config.oauth_client[0]}, authorize {handle.url}/oauth/authorize, "
+        client_id = cast("tuple[str, str]", config.oauth_client)[0]  # the handle has OAuth only when the config has a client
+        lines.append(f"  oauth: client {client_id}, authorize {handle.url}/oauth/authorize, "
                      f"tokens {handle.url}/v1/oauth/token, access tokens live {config.access_token_ttl:g} s")
         lines.append(f"  first pair (also at {handle.url}/_sandbox/oauth/initial):")
         lines.append(f"    MIRO_ACCESS_TOKEN={first['access_token']}")

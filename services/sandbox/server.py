@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass, field
+from typing import cast
 
 from flask import Flask, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import WSGIRequestHandler, make_server
 
@@ -44,7 +46,7 @@ class Sandbox:
     oauth: oauth.OAuthAuthority | None = None
 
     @classmethod
-    def from_config(cls, config: SandboxConfig) -> "Sandbox":
+    def from_config(cls, config: SandboxConfig) -> Sandbox:
         return cls(config=config, store=Store(config.boards, config.state_path),
                    credits=CreditBuckets(config.credits_per_minute, window_seconds=config.credit_window_seconds), faults=Faults(config.latency_ms),
                    traffic=Traffic(REQUEST_LOG_SIZE),
@@ -56,7 +58,7 @@ def create_app(config: SandboxConfig | None = None) -> Flask:
     sandbox = Sandbox.from_config(config)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
-    app.json.sort_keys = False  # keep Miro's field order (id, type, data, ...) for people reading answers
+    cast(DefaultJSONProvider, app.json).sort_keys = False  # keep Miro's field order (id, type, data, ...) for people reading answers
     app.extensions["sandbox"] = sandbox
     app.register_blueprint(api.bp)
     app.register_blueprint(resources.bp)
@@ -108,7 +110,7 @@ class SandboxHandle(SandboxControl):
     def board_id(self) -> str:
         return self.config.boards[0]
 
-    def start(self) -> "SandboxHandle":
+    def start(self) -> SandboxHandle:
         self._thread.start()
         log.info("sandbox.started", url=self.url, boards=",".join(self.config.boards))
         return self

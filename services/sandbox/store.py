@@ -69,7 +69,7 @@ class Item:
     fill_color: str | None = None
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Item":
+    def from_json(cls, data: dict[str, Any]) -> Item:
         fetch = data.get("fetch")
         return cls(**{**data, "fetch": Fetch(**fetch) if fetch else None})
 

@@ -12,7 +12,8 @@ import socket
 import threading
 import time
 from collections import Counter, deque
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from .faults import Faults
 

@@ -40,19 +40,20 @@ from __future__ import annotations
 
 import argparse
 import html
-import signal
 import re
+import signal
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from http.client import HTTPConnection, HTTPException, HTTPSConnection
-from typing import Iterable, Iterator
+from typing import cast
 from urllib.parse import urlsplit
 
 from flask import Flask, jsonify, request
 from werkzeug.datastructures import Headers
 from werkzeug.http import http_date
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from shared.log import get_logger
@@ -289,7 +290,7 @@ class PublicEndpoint:
         environ = req.environ
         upstream = urlsplit(self.state.config.upstream)
         connection_class = HTTPSConnection if upstream.scheme == "https" else HTTPConnection
-        conn = connection_class(upstream.hostname, upstream.port, timeout=60)
+        conn = connection_class(cast(str, upstream.hostname), upstream.port, timeout=60)  # the upstream is a URL with a host
         # The raw request target, so encoded path syntax reaches the upstream exactly as sent.
         target = environ.get("RAW_URI") or req.full_path
         path = upstream.path.rstrip("/") + target
@@ -437,7 +438,7 @@ class TunnelHandle:
         with self.state.lock:
             return list(self.state.requests)
 
-    def __enter__(self) -> "TunnelHandle":
+    def __enter__(self) -> TunnelHandle:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -454,8 +455,9 @@ class TunnelHandle:
 def start_tunnel(config: TunnelConfig) -> TunnelHandle:
     """Start the public endpoint and the agent API, each on its own port, in background threads."""
     state = TunnelState(config)
-    public = make_server(config.host, config.public_port, PublicEndpoint(state), threaded=True, request_handler=_QuietHandler)
-    api = make_server(config.host, config.api_port, create_agent_api(state), threaded=True, request_handler=_QuietHandler)
+    # threaded=True makes a ThreadedWSGIServer; make_server is typed for the base class.
+    public = cast(ThreadedWSGIServer, make_server(config.host, config.public_port, PublicEndpoint(state), threaded=True, request_handler=_QuietHandler))
+    api = cast(ThreadedWSGIServer, make_server(config.host, config.api_port, create_agent_api(state), threaded=True, request_handler=_QuietHandler))
     public.daemon_threads = api.daemon_threads = True
     state.public_url = (config.public_url or f"http://127.0.0.1:{public.server_port}").rstrip("/")
     threads = [threading.Thread(target=s.serve_forever, args=(0.05,), name=f"tunnel-{n}", daemon=True) for n, s in (("public", public), ("api", api))]
@@ -525,7 +527,8 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    with start_tunnel(config_from_args(args, host=args.host)) as handle:
+    config = cast(TunnelConfig, config_from_args(args, host=args.host))  # never None: --tunnel-port defaults to 0 here
+    with start_tunnel(config) as handle:
         print(describe(handle), flush=True)
         stop.wait()
     return 0

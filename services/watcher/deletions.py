@@ -8,7 +8,7 @@ more than MAX_DELETE wait, or the watch folder is missing or empty, none is acte
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from shared.log import get_logger
 from shared.plan import DeleteVerdict, judge_deletions

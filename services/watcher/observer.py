@@ -9,8 +9,8 @@ folders whose changes produce no events here (Docker Desktop bind mounts, networ
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from watchdog.events import FileSystemEventHandler
 from watchdog.observers import Observer
@@ -25,7 +25,7 @@ log = get_logger("watcher")
 LIMIT_ERRORS = (errno.ENOSPC, errno.EMFILE)
 
 
-def _inotify_class() -> type[BaseObserver]:
+def _inotify_class() -> Callable[[], BaseObserver]:
     try:
         from watchdog.observers.inotify import InotifyObserver
     except Exception:  # not Linux, or a libc without inotify

@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import stat
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any
 
 from shared.log import get_logger
 
@@ -40,8 +41,9 @@ class ScanStats:
     gone: int = 0  # ledger paths whose file is gone (pending deletions)
     seconds: float = 0.0
 
-    def fields(self) -> dict[str, int | float]:
+    def fields(self) -> dict[str, Any]:
         """The ``watch.scan`` log line's fields."""
+        # Any, not int | float: the dict is spread into log.info(), whose exc_info/extra/... a narrower type clashes with.
         return {"files": self.files, "queued": self.queued, "synced": self.synced, "rejected": self.rejected,
                 "pending": self.pending, "gone": self.gone, "seconds": round(self.seconds, 3)}
 

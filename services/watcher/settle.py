@@ -8,7 +8,7 @@ which gives no close event) is ready once its (size, mtime_ns) has not changed f
 from __future__ import annotations
 
 import heapq
-from typing import Hashable
+from collections.abc import Hashable
 
 Signature = Hashable  # (size, mtime_ns) or anything comparable the caller chooses
 
@@ -47,7 +47,7 @@ class Settler:
         They leave the tracker; the caller compares the signature with a fresh stat and either
         takes the file (stable) or calls :meth:`touch` again (still changing).
         """
-        out = []
+        out: list[tuple[str, Signature]] = []
         while True:
             self._drop_stale()
             if not self._heap or self._heap[0][0] > now:

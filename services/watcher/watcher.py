@@ -24,8 +24,8 @@ import stat
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import redis
 from rq import Queue
@@ -48,9 +48,9 @@ from shared.jobs import enqueue_removal, enqueue_upload
 from shared.ledger import Ledger
 from shared.log import get_logger
 
+from .deletions import UNKNOWN, Deletions
 from .files import Candidate, Gone, NotAFile, Refused, examine
 from .filters import ignore_reason, printable
-from .deletions import UNKNOWN, Deletions
 from .scan import ScanProgress, ScanStats, Seen, walk
 from .settle import Settler
 
@@ -75,7 +75,7 @@ RETRY = (-3, -3)  # a settle signature no file has: the timer runs once more, th
 class EventInbox(FileSystemEventHandler):
     """Runs on the observer's thread: only hands events to the loop."""
 
-    def __init__(self, inbox: "queue.SimpleQueue[FileSystemEvent | None]") -> None:
+    def __init__(self, inbox: queue.SimpleQueue[FileSystemEvent | None]) -> None:
         self.inbox = inbox
 
     def on_any_event(self, event: FileSystemEvent) -> None:
@@ -125,7 +125,7 @@ class Watcher:
 
     def run(self, stop: threading.Event, alive: Callable[[], bool] = lambda: True) -> bool:
         """Scan, then follow events until ``stop``; False if ``alive()`` says the observer died."""
-        next_scan = self.clock()
+        next_scan: float | None = self.clock()
         while not stop.is_set():
             if not alive():
                 return False

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
+from typing import cast
 
 import redis
 from rq import Queue
@@ -29,9 +30,9 @@ from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 
 from shared import keys
+from shared.log import get_logger
 
 from . import rqcompat
-from shared.log import get_logger
 
 log = get_logger("worker")
 
@@ -119,7 +120,7 @@ def rescue_taken_jobs(connection: redis.Redis, queue: Queue) -> list[str]:
     """
     started = {job_id for job_id, _ in rqcompat.started_entries(queue)}
     stuck = set(rqcompat.intermediate_job_ids(queue)) - started
-    seen = {k.decode(): float(v) for k, v in connection.hgetall(keys.TAKEN_UNSTARTED).items()}
+    seen = {k.decode(): float(v) for k, v in cast("dict[bytes, bytes]", connection.hgetall(keys.TAKEN_UNSTARTED)).items()}
     gone = set(seen) - stuck
     if gone:
         connection.hdel(keys.TAKEN_UNSTARTED, *gone)
@@ -142,7 +143,8 @@ def rescue_taken_jobs(connection: redis.Redis, queue: Queue) -> list[str]:
 def promote_due_retries(connection: redis.Redis, queue: Queue, everything: bool = False) -> int:
     """Queue the retries whose time has come (``everything``: all of them, now)."""
     registry = ScheduledJobRegistry(queue=queue)
-    job_ids = registry.get_jobs_to_schedule(float("inf") if everything else rqcompat.current_timestamp())
+    # rq hints an int; the bound goes to ZRANGEBYSCORE, which takes inf for "every score".
+    job_ids = registry.get_jobs_to_schedule(cast(int, float("inf")) if everything else rqcompat.current_timestamp())
     if not job_ids:
         return 0
     jobs = Job.fetch_many(job_ids, connection=connection, serializer=queue.serializer)

@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path, PurePosixPath
+from typing import Literal
 
 from shared import keys
 from shared.imagetype import SAFE_KINDS, BadImage, ImageInfo, carries_gps, inspect, prepare_upload
@@ -44,7 +45,7 @@ from .context import WorkerContext
 from .frames import Frames
 from .maintenance import can_judge_liveness
 from .pending import Pending, PendingChecks
-from .routes import upload_by_file, upload_by_url, TunnelUnavailable
+from .routes import TunnelUnavailable, upload_by_file, upload_by_url
 
 log = get_logger("worker")
 
@@ -187,7 +188,7 @@ class Uploader:
         if current is None or not current.owner:  # only a path without an item of its own may take one over
             owner = ledger.owner_of(v.sha)
             owner_entry = ledger.path(owner) if owner and owner != v.relpath else None
-        owner_present = owner_entry is not None and path_exists(self.settings.watch_folder, owner)
+        owner_present = owner_entry is not None and owner is not None and path_exists(self.settings.watch_folder, owner)
         action = decide(current, v.sha, owner_entry, owner_present, self.settings.duplicates is DuplicatePolicy.SKIP)
         if action is Action.TOUCH:
             assert current is not None
@@ -428,15 +429,15 @@ class Uploader:
         return None
 
     # --- locking ------------------------------------------------------------------------------
-    def _lock(self, key: str) -> "_ContentLock":
+    def _lock(self, key: str) -> _ContentLock:
         return _ContentLock(self.ctx, key, self.worker_name, self.job_id)
 
 
 class _NoLock:
-    def __enter__(self) -> "_NoLock":
+    def __enter__(self) -> _NoLock:
         return self
 
-    def __exit__(self, *exc: object) -> bool:
+    def __exit__(self, *exc: object) -> Literal[False]:
         return False
 
 
