@@ -107,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.once:
         stats = watcher.scan()
+        watcher.settle_all(stop)  # files written moments before the scan are taken once still, not left behind
         log.info("watch.scan", **stats.fields())
         return 0
 

@@ -438,6 +438,12 @@ class Watcher:
                 elif outcome == "synced":
                     stats.synced += 1
 
+    def settle_all(self, stop: threading.Event) -> None:
+        """Wait until every file the settle timer holds is still, and take each (``watch --once``)."""
+        while not stop.is_set() and (deadline := self.settler.next_deadline()) is not None:
+            stop.wait(max(0.0, deadline - self.clock()))
+            self._settled()
+
     def _scan_subtree(self, rel: str) -> None:
         if ignore_reason(rel + "/x"):
             return

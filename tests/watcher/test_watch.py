@@ -371,6 +371,15 @@ def test_once_scans_queues_and_exits(folder, redis_url, redis_client, tmp_path):
     assert len(scan) == 1 and scan[0]["queued"] == 1
 
 
+def test_once_takes_a_file_written_moments_before_it_once_it_is_still(folder, redis_url, redis_client, tmp_path):
+    fresh = write(folder / "fresh.png", PNG)  # within SETTLE_SECONDS of the scan: the settle timer decides
+    env = dict(os.environ, MIRO_SYNC_ENV_FILE="/nonexistent/miro-sync.env", WATCH_FOLDER=str(folder), MIRO_BOARD_ID=BOARD,
+               REDIS_URL=redis_url, QUEUE_NAME=QUEUE, LOG_FORMAT="json", SETTLE_SECONDS="2")
+    done = subprocess.run([*MIRO_SYNC, "watch", "--once"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert queued_jobs(redis_client) == {"fresh.png": version(fresh)}, done.stderr
+
+
 def test_file_written_while_redis_is_down_is_queued_when_it_is_back(folder, start_watcher, redis_server, redis_client):
     proc = start_watcher(folder)
     redis_server.stop()
