@@ -25,6 +25,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 
 import redis
@@ -68,8 +69,36 @@ RECENT_SECONDS = 30.0
 a burst of events costs one Redis round trip. Scans always look (they are the safety net)."""
 
 REDIS_RETRY_SECONDS = 2.0
-VANISHED = (-1, -1)  # the "version" remembered for a file that was deleted before we saw it
-RETRY = (-3, -3)  # a settle signature no file has: the timer runs once more, then the file is taken
+
+
+class Taken(str, Enum):
+    """What :meth:`Watcher.take` did with one file."""
+
+    QUEUED = "queued"
+    EXISTS = "exists"  # its job is already queued, running or done
+    SYNCED = "synced"
+    REJECTED = "rejected"
+    PENDING = "pending"  # an edit of a file on the board: the settle timer takes it once it is quiet
+    IGNORED = "ignored"
+    GONE = "gone"
+    FOLDER = "folder"
+
+
+class Trigger(str, Enum):
+    """Why a file is looked at (the ``trigger`` of its ``file.queued`` line)."""
+
+    CLOSED = "closed"  # inotify: its writer closed it
+    MOVED = "moved"  # renamed into the folder
+    SETTLED = "settled"  # size and mtime still for SETTLE_SECONDS
+    SCAN = "scan"
+
+
+class Marker(Enum):
+    """Stand-ins where a file's version (size, mtime_ns) is expected; no file has them."""
+
+    VANISHED = "vanished"  # remembered for a file that was deleted before we saw it
+    RETRY = "retry"  # a settle signature: the timer runs once more, then the file is taken
+    FOLDER = "folder"  # what _signature says of a directory
 
 
 class EventInbox(FileSystemEventHandler):
@@ -112,7 +141,7 @@ class Watcher:
         self._held: set[str] = set()  # new files a process has open: their close decides
         self.inbox: queue.SimpleQueue[FileSystemEvent | None] = queue.SimpleQueue()
         self.settler = Settler(settle_seconds)
-        self._recent: OrderedDict[str, tuple[tuple[int, int], float]] = OrderedDict()  # key -> (version, when)
+        self._recent: OrderedDict[str, tuple[tuple[int, int] | Marker, float]] = OrderedDict()  # key -> (version, when)
         self._redis_down = False
         self.deletions = Deletions(delete_settle, max_delete)
 
@@ -193,7 +222,7 @@ class Watcher:
             if event.is_directory:
                 self._scan_subtree(dest)
             else:
-                self.take(dest, "moved")
+                self.take(dest, Trigger.MOVED)
             return
         rel = self._relative(event.src_path)
         if rel is None:
@@ -206,7 +235,7 @@ class Watcher:
         elif isinstance(event, FileClosedEvent):
             self._held.discard(rel)
             self.settler.forget(rel)
-            self.take(rel, "closed")
+            self.take(rel, Trigger.CLOSED)
         elif isinstance(event, FileCreatedEvent):
             self._watch_settle(rel)
         elif isinstance(event, FileModifiedEvent):
@@ -226,7 +255,7 @@ class Watcher:
                 self._report_vanished(rel)
             self.settler.forget(rel)
             self._held.discard(rel)
-            if self._recent.get(printable(rel), (VANISHED,))[0] != VANISHED:
+            if self._recent.get(printable(rel), (Marker.VANISHED,))[0] is not Marker.VANISHED:
                 self._recent.pop(printable(rel), None)  # the same version coming back is news
             self._gone(rel)
 
@@ -238,7 +267,7 @@ class Watcher:
         signature = _signature(os.path.join(self.folder, rel))
         if signature is None:
             self._report_vanished(rel)
-        elif signature is not FOLDER:
+        elif signature is not Marker.FOLDER:
             self.settler.touch(rel, self.clock(), signature)
 
     def _settled(self) -> None:
@@ -247,82 +276,82 @@ class Watcher:
             if now is None:
                 self._report_vanished(rel)
                 continue
-            if now is FOLDER:
+            if now is Marker.FOLDER:
                 continue
             if now != signature:
                 self.settler.touch(rel, self.clock(), now)
                 continue
-            self._guarded(self.take, rel, "settled")
+            self._guarded(self.take, rel, Trigger.SETTLED)
 
     # --- one file -------------------------------------------------------------------------------
-    def take(self, rel: str, why: str) -> str:
+    def take(self, rel: str, why: Trigger) -> Taken:
         """Look at one file and queue it if it is a new, complete image version.
 
-        Returns what happened: queued, exists, synced, rejected, ignored, gone, folder, pending
-        (an edit of a file on the board: queued once it is quiet, see below).
+        Returns what happened (a :class:`Taken`); ``pending`` is
+        an edit of a file on the board, queued once it is quiet (see below).
         With Redis unreachable the file goes back to the settle timer, to be tried again.
         """
         try:
             return self._take(rel, why)
         except redis.RedisError:
-            self.settler.touch(rel, self.clock(), RETRY)
+            self.settler.touch(rel, self.clock(), Marker.RETRY)
             raise
 
-    def _take(self, rel: str, why: str) -> str:
+    def _take(self, rel: str, why: Trigger) -> Taken:
         reason = ignore_reason(rel)
         if reason:
             log.debug("file.ignored", file=printable(rel), reason=reason)
-            return "ignored"
+            return Taken.IGNORED
         outcome = examine(self.folder, rel)
         if isinstance(outcome, Gone):
-            if why != "scan":
+            if why is not Trigger.SCAN:
                 self._report_vanished(rel)
-            return "gone"
+            return Taken.GONE
         if isinstance(outcome, NotAFile):
             log.debug("file.ignored", file=printable(rel), reason="folder")
-            return "folder"
+            return Taken.FOLDER
         key = printable(rel)
         version = (outcome.size, outcome.mtime_ns)
-        if why != "scan" and self._recently_handled(key, version):
-            return "exists"
+        if why is not Trigger.SCAN and self._recently_handled(key, version):
+            return Taken.EXISTS
         if isinstance(outcome, Refused):
             if self.ledger.reject(key, outcome.size, outcome.mtime_ns, outcome.reason):
                 log.warning("file.rejected", file=key, reason=outcome.reason)
             self._remember(key, version)
-            return "rejected"
+            return Taken.REJECTED
         assert isinstance(outcome, Candidate)
         self.deletions.forget(key)  # back (or never gone)
         entry = [(key, outcome.size, outcome.mtime_ns)]
         if self.ledger.synced(entry)[0]:
             self._remember(key, version)
-            return "synced"
+            return Taken.SYNCED
         if self.ledger.rejected(entry)[0]:
             self._remember(key, version)
-            return "rejected"
-        if why in ("closed", "moved") and self.settle_seconds > 0 and self.ledger.path(key) is not None:
+            return Taken.REJECTED
+        if why in (Trigger.CLOSED, Trigger.MOVED) and self.settle_seconds > 0 and self.ledger.path(key) is not None:
             # An edit of a file already on the board: an editor's save storm must cost a PATCH or
             # two, not one per save, so edits wait until the file is quiet for SETTLE_SECONDS.
             self.settler.touch(rel, self.clock(), version)
-            return "pending"
+            return Taken.PENDING
         job = enqueue_upload(self.jobs, rel, outcome.size, outcome.mtime_ns, job_timeout=self.job_timeout)
         self._remember(key, version)
         if job is None:
-            return "exists"
-        log.info("file.queued", file=rel, size=outcome.size, job_id=job.id, kind=outcome.kind, trigger=why)
-        return "queued"
+            return Taken.EXISTS
+        log.info("file.queued", file=rel, size=outcome.size, job_id=job.id, kind=outcome.kind, trigger=why.value)
+        return Taken.QUEUED
 
     def _report_vanished(self, rel: str) -> None:
         """A new file deleted before we could look at it: one line, however many events follow."""
         key = printable(rel)
-        if not self._recently_handled(key, VANISHED):
-            self._remember(key, VANISHED)
+        if not self._recently_handled(key, Marker.VANISHED):
+            self._remember(key, Marker.VANISHED)
             log.info("file.rejected", file=key, reason="deleted before it could be read")
 
-    def _recently_handled(self, key: str, version: tuple[int, int]) -> bool:
+    def _recently_handled(self, key: str, version: tuple[int, int] | Marker) -> bool:
         seen = self._recent.get(key)
         return seen is not None and seen[0] == version and self.clock() - seen[1] < RECENT_SECONDS
 
-    def _remember(self, key: str, version: tuple[int, int]) -> None:
+    def _remember(self, key: str, version: tuple[int, int] | Marker) -> None:
         self._recent[key] = (version, self.clock())
         self._recent.move_to_end(key)
         if len(self._recent) > RECENT_MAX:
@@ -430,12 +459,12 @@ class Watcher:
                 self.settler.touch(seen.relpath, self.clock(), (seen.size, seen.mtime_ns))
                 stats.pending += 1
             else:
-                outcome = self.take(seen.relpath, "scan")
-                if outcome == "queued":
+                outcome = self.take(seen.relpath, Trigger.SCAN)
+                if outcome is Taken.QUEUED:
                     stats.queued += 1
-                elif outcome == "rejected":
+                elif outcome is Taken.REJECTED:
                     stats.rejected += 1
-                elif outcome == "synced":
+                elif outcome is Taken.SYNCED:
                     stats.synced += 1
 
     def settle_all(self, stop: threading.Event) -> None:
@@ -452,15 +481,14 @@ class Watcher:
             log.info("watch.scan", folder=printable(rel), **stats.fields())
 
 
-FOLDER = (-2, -2)
 
 
-def _signature(path: str) -> tuple[int, int] | None:
+def _signature(path: str) -> tuple[int, int] | Marker | None:
     """(size, mtime_ns) from lstat; None when the path is gone, FOLDER for a directory."""
     try:
         st = os.lstat(path)
     except OSError:
         return None
     if stat.S_ISDIR(st.st_mode):
-        return FOLDER
+        return Marker.FOLDER
     return (st.st_size, st.st_mtime_ns)
