@@ -163,7 +163,9 @@ def test_close_after_write_queues_once(folder, start_watcher, redis_client):
     time.sleep(SETTLE * 2)
     write(folder / "later.png", PNG)
     wait_queued(proc, redis_client, "later.png")
-    assert [e["file"] for e in events(proc, "file.queued")] == ["a.png", "later.png"]
+    # A job is in Redis a moment before its line is written: wait for the second line, then compare.
+    lines = wait_for(lambda: (lambda found: found if len(found) >= 2 else None)(events(proc, "file.queued")), 10, what=proc.output)
+    assert [e["file"] for e in lines] == ["a.png", "later.png"]
     assert len(queued_jobs(redis_client)) == 2
 
 
@@ -389,4 +391,6 @@ def test_file_written_while_redis_is_down_is_queued_when_it_is_back(folder, star
     finally:
         redis_server.start()
     assert wait_queued(proc, redis_client, "during-outage.png", timeout=15) == version(a)
-    assert len(events(proc, "redis.unavailable")) == 1 and events(proc, "redis.available")
+    # The "back" line follows the job by a moment (the watcher asks Redis once more before it says so).
+    wait_for(lambda: events(proc, "redis.available"), 10, what=f"the back-again line\n{proc.output()}")
+    assert len(events(proc, "redis.unavailable")) == 1
