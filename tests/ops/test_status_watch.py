@@ -38,11 +38,21 @@ class Terminal:
             self.screen += chunk.decode(errors="replace")
         return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", self.screen)
 
-    def close(self) -> int | None:
+    def close(self, timeout: float = 10.0) -> int | None:
+        """Ctrl+C, then read the screen until the program has ended, as a terminal does.
+
+        Not reading would be a deadlock of the test's own making: rich redraws from a thread of its
+        own, which blocks once the pty's buffer is full, and the program waits for that thread.
+        """
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGINT)
+        deadline = time.monotonic() + timeout
         try:
-            return self.proc.wait(10)
+            while self.proc.poll() is None:
+                if time.monotonic() > deadline:
+                    raise subprocess.TimeoutExpired(self.proc.args, timeout)
+                self.read()
+            return self.proc.returncode
         finally:
             os.close(self.master)
 
