@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import redis
+from rq import Queue
 
+from shared.jobs import upload_queue
 from shared.ledger import Ledger
 from shared.miro import MiroClient
 from shared.ratelimit import CreditLimiter
@@ -30,6 +32,10 @@ class WorkerContext:
     @cached_property
     def ledger(self) -> Ledger:
         return Ledger(self.redis, self.settings.miro_board_id)
+
+    @cached_property
+    def jobs(self) -> Queue:
+        return upload_queue(self.redis, self.settings.queue_name)
 
     @cached_property
     def limiter(self) -> CreditLimiter:

@@ -16,6 +16,7 @@ from shared.ratelimit import Cost
 from shared.settings import DeletePolicy
 
 from .uploader import Outcome, Result, Uploader, path_exists
+from .vacated import requeue_if_back
 
 log = get_logger("worker")
 
@@ -25,7 +26,12 @@ ARCHIVE_COUNTER = "\0archive"
 
 class Remover(Uploader):
     def remove(self, relpath: str, item_id: str, policy: DeletePolicy | None = None) -> Result:
-        policy = policy or self.settings.on_delete
+        result = self._remove(relpath, item_id, policy or self.settings.on_delete)
+        if result.outcome is Outcome.DELETED:
+            requeue_if_back(self.ctx, relpath, item_id)  # the file came back while its item was being handled
+        return result
+
+    def _remove(self, relpath: str, item_id: str, policy: DeletePolicy) -> Result:
         ledger = self.ctx.ledger
         with self._lock("path:" + relpath):
             entry = ledger.path(relpath)

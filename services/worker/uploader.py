@@ -46,6 +46,7 @@ from .frames import Frames
 from .maintenance import can_judge_liveness
 from .pending import Pending, PendingChecks
 from .routes import TunnelUnavailable, upload_by_file, upload_by_url
+from .vacated import requeue_if_back
 
 log = get_logger("worker")
 
@@ -279,6 +280,7 @@ class Uploader:
             except MiroNotFound:
                 # Deleted on the board: the old path's entry points at nothing; the new path gets a new item.
                 ledger.drop(old, entry.item_id)
+                requeue_if_back(self.ctx, old, entry.item_id)
                 log.warning("file.moved", file=v.relpath, old=old, item_id=entry.item_id, reason="item deleted on the board; uploading")
                 with self._content_lock(v.sha):
                     return self._create(v, keep=None)
@@ -289,6 +291,7 @@ class Uploader:
             if not ledger.move(old, v.relpath, moved):
                 return self._decide_and_do(v)
         log.info("file.moved", file=v.relpath, old=old, item_id=entry.item_id, frame=moved.frame)
+        requeue_if_back(self.ctx, old, entry.item_id)  # renamed back while the item was being retitled
         return Result(Outcome.MOVED, item_id=entry.item_id, route=entry.route, delivery=entry.delivery)
 
     # --- the create itself --------------------------------------------------------------------
