@@ -44,6 +44,8 @@ BURST = 30
 # name, and `up` builds only what is missing.
 BUILT_SERVICE = "worker"
 # docker-compose.yml's depends_on, dependents first; what is left (Redis) goes with the pod.
+AARDVARK_DIR = Path("/run/containers/networks/aardvark-dns")
+"""Rootful netavark's run-time folder for aardvark-dns: one name table per network, and its pid file."""
 STOP_ORDER = (("worker", "watcher", "dashboard", "metrics", "ngrok"), ("image-server", "sandbox"))
 
 
@@ -187,6 +189,11 @@ class Stack:
             for volume in ("redis-data", "sandbox-data"):
                 subprocess.run(["podman", "volume", "rm", "-f", f"{PROJECT}_{volume}"], capture_output=True)
         subprocess.run(["podman", "network", "rm", "-f", f"{PROJECT}_default"], capture_output=True)
+        # netavark leaves the network's name table behind when a container went without its teardown
+        # (a failed run); the aardvark-dns daemon then never exits, and answers for the next run.
+        stale = AARDVARK_DIR / f"{PROJECT}_default"
+        if stale.exists() and not self.containers():
+            stale.unlink(missing_ok=True)
 
     def containers(self, service: str | None = None) -> list[str]:
         command = ["podman", "ps", "-a", "--format", "{{.Names}}", "--filter", f"label=com.docker.compose.project={PROJECT}"]
