@@ -20,10 +20,17 @@ from tests.fixtures.procs import MIRO_SYNC, wait_for
 BOARD = "b="
 
 
+def _as_a_shell_starts_it() -> None:
+    """In the child, before exec: Ctrl+C as a shell's foreground job has it. A suite started in the
+    background (`make test &`, a CI runner) hands SIGINT down ignored, and Python keeps it ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Terminal:
     def __init__(self, args, env) -> None:
         self.master, slave = pty.openpty()
-        self.proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
+        self.proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
+                                     preexec_fn=_as_a_shell_starts_it)
         os.close(slave)
         self.screen = ""
 
@@ -39,11 +46,8 @@ class Terminal:
         return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", self.screen)
 
     def close(self, timeout: float = 10.0) -> int | None:
-        """Ctrl+C, then read the screen until the program has ended, as a terminal does.
-
-        Not reading would be a deadlock of the test's own making: rich redraws from a thread of its
-        own, which blocks once the pty's buffer is full, and the program waits for that thread.
-        """
+        """Ctrl+C, then read the screen until the program has ended, as a terminal does (rich's redraw
+        thread, which the program waits for, would block on a full pty buffer nobody reads)."""
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGINT)
         deadline = time.monotonic() + timeout
