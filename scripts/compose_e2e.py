@@ -43,9 +43,9 @@ BURST = 30
 # on a quiet machine, against about 30 s for one. One service's build makes the image the others
 # name, and `up` builds only what is missing.
 BUILT_SERVICE = "worker"
-# docker-compose.yml's depends_on, dependents first; what is left (Redis) goes with the pod.
 AARDVARK_DIR = Path("/run/containers/networks/aardvark-dns")
 """Rootful netavark's run-time folder for aardvark-dns: one name table per network, and its pid file."""
+# docker-compose.yml's depends_on, dependents first; what is left (Redis) goes with the pod.
 STOP_ORDER = (("worker", "watcher", "dashboard", "metrics", "ngrok"), ("image-server", "sandbox"))
 
 
