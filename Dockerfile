@@ -19,16 +19,20 @@ RUN python3 -m venv /opt/venv
 
 WORKDIR /app
 
-# Dependencies first, from pyproject.toml alone, so a source change does not re-download them.
-COPY pyproject.toml ./
-RUN mkdir -p shared services bench && touch README.md \
-    && pip install . \
-    && pip uninstall -y miro-sync
+# Dependencies first, from the locks alone (the versions the suite passed with, each file's hash checked),
+# so a source change does not re-download them. The build lock first: pip, setuptools and what pyvips
+# (published as an sdist only) builds with; every build after it uses these, not an isolated build's newest.
+COPY requirements-build.lock requirements-runtime.lock ./
+RUN pip install --require-hashes -r requirements-build.lock \
+    && pip install --require-hashes --no-build-isolation -r requirements-runtime.lock
 
-# Then the project itself (a regular, non-editable install; README.md stays the placeholder).
+# Then the project itself: a regular, non-editable install, built with the locked setuptools. README.md,
+# which the metadata names, is a placeholder.
+COPY pyproject.toml ./
 COPY shared ./shared
 COPY services ./services
-RUN pip install --no-deps . \
+RUN touch README.md \
+    && pip install --no-deps --no-build-isolation . \
     && rm -rf build *.egg-info \
     && miro-sync --help >/dev/null \
     && python -c "import pyvips, pillow_heif; pyvips.Image.black(1, 1).avg(); pillow_heif.register_heif_opener()"
