@@ -361,7 +361,8 @@ class Settings:
 
 
 COMPOSE_ONLY = (
-    Var("WATCH_FOLDER_HOST", "The host folder mounted into the watcher, workers and image server as /data/inbox.", COMPOSE, example="./inbox"),
+    Var("WATCH_FOLDER_HOST", "The host folder mounted into the watcher, workers and image server as /data/inbox. Create it before `up`\n"
+        "(else Docker creates it owned by root); ./inbox comes with the clone.", COMPOSE, example="./inbox"),
     Var("DASHBOARD_USERNAME", "rq-dashboard login (published on 127.0.0.1 only). Required by the compose file.", COMPOSE, example="admin"),
     Var("DASHBOARD_PASSWORD", "rq-dashboard password; required by the compose file.", COMPOSE, secret=True),
     Var("NGROK_AUTHTOKEN", "ngrok (only for UPLOAD_MODE=url, or auto with images over 6 MB): https://dashboard.ngrok.com", COMPOSE, secret=True),
