@@ -97,7 +97,6 @@ class LogLevel(StrEnum):
 class Need(str, Enum):
     MIRO = "miro"  # token and board
     FOLDER = "folder"  # the watch folder
-    SIGNING = "signing"  # URL_SIGNING_SECRET, whatever the upload mode
 
 
 class Check(StrEnum):
@@ -362,7 +361,8 @@ class Settings:
 
 
 COMPOSE_ONLY = (
-    Var("WATCH_FOLDER_HOST", "The host folder mounted into the watcher, workers and image server as /data/inbox.", COMPOSE, example="./inbox"),
+    Var("WATCH_FOLDER_HOST", "The host folder mounted into the watcher, workers and image server as /data/inbox. Create it before `up`\n"
+        "(else Docker creates it owned by root); ./inbox comes with the clone.", COMPOSE, example="./inbox"),
     Var("DASHBOARD_USERNAME", "rq-dashboard login (published on 127.0.0.1 only). Required by the compose file.", COMPOSE, example="admin"),
     Var("DASHBOARD_PASSWORD", "rq-dashboard password; required by the compose file.", COMPOSE, secret=True),
     Var("NGROK_AUTHTOKEN", "ngrok (only for UPLOAD_MODE=url, or auto with images over 6 MB): https://dashboard.ngrok.com", COMPOSE, secret=True),
@@ -450,7 +450,7 @@ def load_settings(
     uses_urls = mode is UploadMode.URL or (mode is UploadMode.AUTO and (values["ngrok_api_url"] or values["public_base_url"]))
     if secret is not None and len(secret) < 16:
         raise SettingsError("URL_SIGNING_SECRET", "is too short; use at least 16 random characters (e.g. `openssl rand -hex 32`)")
-    if secret is None and (Need.SIGNING in needs or (Need.MIRO in needs and uses_urls)):
+    if secret is None and Need.MIRO in needs and uses_urls:
         raise SettingsError("URL_SIGNING_SECRET", "is not set; the url upload route signs image URLs with it (e.g. `openssl rand -hex 32`)")
     if mode is UploadMode.URL and Need.MIRO in needs and not (values["ngrok_api_url"] or values["public_base_url"]):
         raise SettingsError("UPLOAD_MODE", "is 'url' but neither NGROK_API_URL nor PUBLIC_BASE_URL is set; set one, or use UPLOAD_MODE=auto")

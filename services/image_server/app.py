@@ -8,6 +8,11 @@ set, so the worker knows Miro fetched the URL (and not ngrok's warning page in i
 
 ``GET /healthz``: 200 when the folder is readable and Redis answers, else 503.
 
+Without ``URL_SIGNING_SECRET`` the server still starts, says so in one line, and refuses every image
+(403): only the url route needs it, and the compose stack starts it whatever the route, so a file-route
+set-up (no secret) must not leave it restarting in a loop. No secret means no valid signature: it
+serves nothing.
+
 Run by gunicorn (``miro-sync serve``) or ``gunicorn 'services.image_server.app:create_app()'``.
 """
 
@@ -36,14 +41,16 @@ log = get_logger("image_server")
 CHUNK = 256 * 1024
 SERVED_TTL = 3600
 """Seconds a "served in full" record stays in Redis."""
+NO_SECRET = ("URL_SIGNING_SECRET is not set: every image URL is refused (403). Only the url upload route needs this "
+             "server; to use it, set the same URL_SIGNING_SECRET here and in the workers (openssl rand -hex 32)")
 
 
 def create_app(settings: Settings | None = None, redis_client: redis_lib.Redis | None = None) -> Flask:
-    settings = settings or load_settings(needs={Need.FOLDER, Need.SIGNING})
+    settings = settings or load_settings(needs={Need.FOLDER})
     register_secrets(settings.secrets)
-    secret = settings.url_signing_secret or ""
-    if not secret:
-        raise ValueError("the image server needs URL_SIGNING_SECRET")  # load_settings(Need.SIGNING) guarantees it
+    secret = settings.url_signing_secret
+    if secret is None:
+        log.warning("image_server.no_secret", detail=NO_SECRET)
     folder = settings.watch_folder
     redis = redis_client or redis_lib.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
 
@@ -59,6 +66,8 @@ def create_app(settings: Settings | None = None, redis_client: redis_lib.Redis |
     @app.get("/i/<token>")
     def image(token: str):
         sig = request.args.get("sig", "")
+        if secret is None:
+            return refuse(403, "no URL_SIGNING_SECRET")
         try:
             relpath = signing.verify(token, request.args.get("exp"), sig, secret)
         except signing.SignatureError as exc:
@@ -98,7 +107,8 @@ def create_app(settings: Settings | None = None, redis_client: redis_lib.Redis |
         except redis_lib.RedisError:
             redis_ok = False
         ok = folder_ok and redis_ok
-        return jsonify({"status": "ok" if ok else "unhealthy", "folder": folder_ok, "redis": redis_ok}), 200 if ok else 503
+        return jsonify({"status": "ok" if ok else "unhealthy", "folder": folder_ok, "redis": redis_ok,
+                        "signing": secret is not None}), 200 if ok else 503
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

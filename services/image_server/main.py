@@ -1,7 +1,7 @@
 """`miro-sync serve`: the image server under gunicorn.
 
-Settings need the folder and the signing secret, never the Miro token: this process is the one
-reachable from the internet, so it does not hold it.
+Settings need the folder and, for the url route, the signing secret; never the Miro token: this process
+is the one reachable from the internet, so it does not hold it.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from .app import create_app  # Flask is loaded only for this command
 
-    settings = load_settings(needs={Need.FOLDER, Need.SIGNING})
+    settings = load_settings(needs={Need.FOLDER})
     configure(settings.log_level, settings.log_format)
     register_secrets(settings.secrets)
     bind = args.bind or settings.image_server_bind

@@ -50,6 +50,24 @@ def lock(name: str) -> dict[str, list[Pin]]:
     return read_lock((ROOT / name).read_text())
 
 
+PROJECT_ITSELF = {"miro-sync (pyproject.toml)", f"-c {LOCK}"}
+"""What uv's ``# via`` names when a package is there because pyproject.toml (or the full lock) asks for it."""
+
+
+def required_by(text: str) -> dict[str, set[str]]:
+    """Each package's ``# via`` entries (uv writes them under the pin: ``# via x``, or ``# via`` then ``#   x`` lines)."""
+    found: dict[str, set[str]] = {}
+    current = None
+    for line in (raw.strip() for raw in text.replace("\\\n", " ").splitlines()):
+        if line and not line.startswith("#"):
+            current = canonicalize_name(Requirement(line.split(" --hash=")[0]).name)
+        elif current and line.startswith("# via "):
+            found.setdefault(current, set()).add(line.removeprefix("# via ").strip())
+        elif current and line.startswith("#   "):
+            found.setdefault(current, set()).add(line.removeprefix("#").strip())
+    return found
+
+
 def unpinned(declared: list[Requirement], pins: dict[str, list[Pin]]) -> list[str]:
     """Each declared requirement the lock lacks, pins outside its range, or pins for some platforms only."""
     problems = []
@@ -92,8 +110,20 @@ def test_the_runtime_and_build_locks_pin_what_the_full_lock_pins(name):
 
 def test_the_runtime_lock_leaves_the_test_tools_out():
     runtime = {canonicalize_name(r.name) for r in RUNTIME}
-    test_only = [r.name for r in TEST if canonicalize_name(r.name) not in runtime and canonicalize_name(r.name) in lock(RUNTIME_LOCK)]
+    text = (ROOT / RUNTIME_LOCK).read_text()
+    pinned, parents = read_lock(text), required_by(text)
+    # A test tool a runtime package requires anyway (pyyaml, through pyngrok) is no extra install.
+    test_only = [r.name for r in TEST if canonicalize_name(r.name) not in runtime and canonicalize_name(r.name) in pinned
+                 and not parents.get(canonicalize_name(r.name), set()) - PROJECT_ITSELF]
     assert not test_only, f"the image would install test tools: {test_only}"
+
+
+def test_via_lines_tell_a_runtime_need_from_the_project_asking():
+    text = ("pyyaml==6.0.4 \\\n    --hash=sha256:ab\n    # via\n    #   -c requirements.lock\n    #   pyngrok\n"
+            "pytest==9.0.0 \\\n    --hash=sha256:cd\n    # via miro-sync (pyproject.toml)\n")
+    parents = required_by(text)
+    assert parents == {"pyyaml": {"-c requirements.lock", "pyngrok"}, "pytest": {"miro-sync (pyproject.toml)"}}
+    assert parents["pyyaml"] - PROJECT_ITSELF == {"pyngrok"} and not parents["pytest"] - PROJECT_ITSELF
 
 
 def test_a_pin_outside_its_range_or_missing_or_for_some_platforms_only_is_caught():

@@ -80,8 +80,17 @@ def test_url_mode_needs_tunnel_and_secret(env):
 
 
 def test_image_server_needs_no_miro_token(tmp_path):
-    s = load_settings(needs={Need.FOLDER, Need.SIGNING}, environ={"WATCH_FOLDER": str(tmp_path), "URL_SIGNING_SECRET": "s" * 20, "MIRO_SYNC_ENV_FILE": "/x"})
+    s = load_settings(needs={Need.FOLDER}, environ={"WATCH_FOLDER": str(tmp_path), "URL_SIGNING_SECRET": "s" * 20, "MIRO_SYNC_ENV_FILE": "/x"})
     assert s.miro_access_token == ""
+
+
+def test_image_server_settings_load_without_a_secret_but_never_with_a_short_one(tmp_path):
+    """The image server starts without URL_SIGNING_SECRET (it then serves nothing); a weak one stops it."""
+    environ = {"WATCH_FOLDER": str(tmp_path), "MIRO_SYNC_ENV_FILE": "/x"}
+    assert load_settings(needs={Need.FOLDER}, environ=environ).url_signing_secret is None
+    with pytest.raises(SettingsError) as err:
+        load_settings(needs={Need.FOLDER}, environ={**environ, "URL_SIGNING_SECRET": "short"})
+    assert err.value.variable == "URL_SIGNING_SECRET"
 
 
 def test_dotenv_file_is_read_and_environment_wins(tmp_path):

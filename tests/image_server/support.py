@@ -19,7 +19,7 @@ SECRET = "test-signing-secret-0123456789"
 def make_settings(folder: Path, redis_url: str, **extra: str) -> Settings:
     environ = {"WATCH_FOLDER": str(folder), "URL_SIGNING_SECRET": SECRET, "REDIS_URL": redis_url,
                "MIRO_SYNC_ENV_FILE": "", **extra}
-    return load_settings(needs={Need.FOLDER, Need.SIGNING}, environ=environ)
+    return load_settings(needs={Need.FOLDER}, environ=environ)
 
 
 def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (32, 24), color=(200, 30, 90)) -> bytes:

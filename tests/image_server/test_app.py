@@ -297,7 +297,7 @@ def test_one_log_line_per_request_and_never_the_signature(client, folder, events
 def test_healthz_reports_folder_and_redis(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "folder": True, "redis": True}
+    assert response.get_json() == {"status": "ok", "folder": True, "redis": True, "signing": True}
 
 
 def test_healthz_fails_when_redis_does_not_answer(folder):
@@ -314,7 +314,7 @@ def test_healthz_fails_when_the_folder_is_gone(settings, folder):
     folder.rmdir()
     response = client.get("/healthz")
     assert response.status_code == 503
-    assert response.get_json() == {"status": "unhealthy", "folder": False, "redis": True}
+    assert response.get_json() == {"status": "unhealthy", "folder": False, "redis": True, "signing": True}
 
 
 def test_records_are_not_lost_silently_when_redis_is_down(folder, events):

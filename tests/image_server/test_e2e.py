@@ -27,16 +27,21 @@ def served_folder(tmp_path):
     return folder
 
 
-@pytest.fixture
-def image_server(spawn, served_folder, redis_url):
+def start_image_server(spawn, folder, redis_url, secret: str):
+    """`miro-sync serve` on a free port, once /healthz answers 200; ``secret`` "" leaves URL_SIGNING_SECRET unset."""
     port = free_port()
-    env = {"WATCH_FOLDER": str(served_folder), "URL_SIGNING_SECRET": SECRET, "REDIS_URL": redis_url,
+    env = {"WATCH_FOLDER": str(folder), "URL_SIGNING_SECRET": secret, "REDIS_URL": redis_url,
            "MIRO_SYNC_ENV_FILE": "", "MIRO_ACCESS_TOKEN": "", "MIRO_BOARD_ID": "", "LOG_FORMAT": "json"}
     proc = spawn(MIRO_SYNC + ["serve", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "2"], "image-server", env=env)
     url = f"http://127.0.0.1:{port}"
-    wait_for(lambda: requests.get(url + "/healthz", timeout=1).status_code == 200, 20, what=f"image server ({proc.output()})")
+    wait_for(lambda: requests.get(url + "/healthz", timeout=1).status_code == 200, 20, what=lambda: f"image server ({proc.output()})")
     proc.url = url
     return proc
+
+
+@pytest.fixture
+def image_server(spawn, served_folder, redis_url):
+    return start_image_server(spawn, served_folder, redis_url, SECRET)
 
 
 @pytest.fixture
@@ -45,9 +50,13 @@ def tunnel(image_server):
         yield handle
 
 
-def served_lines(proc, file: str) -> list[dict]:
+def events(proc, event: str) -> list[dict]:
     lines = [json.loads(line) for line in proc.output().splitlines() if line.startswith("{")]
-    return [line for line in lines if line.get("event") == "image.served" and line.get("file") == file]
+    return [line for line in lines if line.get("event") == event]
+
+
+def served_lines(proc, file: str) -> list[dict]:
+    return [line for line in events(proc, "image.served") if line.get("file") == file]
 
 
 def test_serves_through_the_tunnel_and_records_it(tunnel, image_server, redis_client):
@@ -62,6 +71,27 @@ def test_serves_through_the_tunnel_and_records_it(tunnel, image_server, redis_cl
     assert json.loads(record)["user_agent"] == "MiroFetcher/1.0"
     wait_for(lambda: served_lines(image_server, "photo.jpg"), 5, what="the served log line")
     assert sig_of(path) not in image_server.output()
+
+
+def test_without_a_secret_it_starts_says_so_once_and_serves_nothing(spawn, served_folder, redis_url, redis_client):
+    """The compose stack starts the image server whatever the route: with no URL_SIGNING_SECRET (the file
+    route needs none) it must run, healthy, rather than restart in a loop, and serve no picture."""
+    server = start_image_server(spawn, served_folder, redis_url, secret="")
+    health = requests.get(server.url + "/healthz", timeout=5)
+    assert (health.status_code, health.json()["signing"]) == (200, False)
+    for path in (signed("photo.jpg"), probe_path(SECRET), "/i/photo.jpg"):
+        answer = requests.get(server.url + path, timeout=5)
+        assert answer.status_code == 403 and PHOTO not in answer.content and PROBE_PNG not in answer.content, path
+    # What a worker that has a secret hears from it: the probe names the setting to fix.
+    result = probe(server.url, probe_path(SECRET))
+    assert (result.ok, result.reason) == (False, "http-403") and "URL_SIGNING_SECRET" in result.detail
+    refused = wait_for(lambda: len(events(server, "image.refused")) == 4 and events(server, "image.refused"), 5,
+                       what=lambda: server.output())  # the last request's line: every earlier line is written
+    assert {line["reason"] for line in refused} == {"no URL_SIGNING_SECRET"}
+    warned = events(server, "image_server.no_secret")
+    assert len(warned) == 1 and "URL_SIGNING_SECRET" in warned[0]["detail"], server.output()
+    assert "Traceback" not in server.output()
+    assert redis_client.keys(keys.served("*")) == []
 
 
 def test_refusals_through_gunicorn(image_server):

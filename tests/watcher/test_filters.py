@@ -26,6 +26,7 @@ from services.watcher.filters import ignore_reason, name_problem, printable
         ("notes.swp", "temporary file (.swp)"),
         ("~$report.docx", "office lock file"),
         (".DS_Store", "hidden file"),
+        (".gitignore", "hidden file"),  # the checkout's ./inbox holds one
         (".photo.jpg", "hidden file"),
         (".git/objects/ab", "in a hidden folder"),
         ("ok/.cache/photo.jpg", "in a hidden folder"),
