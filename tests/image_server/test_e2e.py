@@ -151,7 +151,12 @@ def test_tunnel_state_discovers_and_probes(tunnel, served_folder, redis_url, red
     result = TunnelState(redis_client, settings).usable()
     assert result.ok and result.public_url == tunnel.public_url
     # The probe went through the signed route of the image server, like Miro's fetch would.
-    records = [json.loads(redis_client.get(k)) for k in redis_client.keys(keys.served("*"))]
+    # The server writes its record once the last byte has gone out, which may be just after the
+    # probe has read it: wait for the record rather than read it at once.
+    def served_records():
+        return [json.loads(redis_client.get(k)) for k in redis_client.keys(keys.served("*"))]
+
+    records = wait_for(served_records, 5, "the image server's record of the probe")
     assert [(r["path"], r["bytes"]) for r in records] == [(PROBE_NAME, len(PROBE_PNG))]
     assert list(served_folder.iterdir()) == [served_folder / "photo.jpg"]
 
