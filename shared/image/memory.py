@@ -10,8 +10,8 @@ Each estimate is what the decoder holds at once, plus what every conversion keep
 buffers and the encoded result, fitted to ``python -m bench.kinds`` so that it is never below what
 was measured (bench/RESULTS.md has the table; MB here are MiB, as RSS is counted there):
 
-* libvips scales JPEG and WebP while it loads them and streams PNG, TIFF and baseline JPEG: their
-  cost hardly grows with the picture. It maps a JPEG file and reads a WebP whole: the file counts.
+* libvips scales JPEG and lossy WebP while it loads them and streams PNG, TIFF and baseline JPEG:
+  their cost hardly grows with the picture. It maps a JPEG file and reads a WebP whole: the file counts.
 * a progressive JPEG: libjpeg keeps every DCT coefficient, 128 bytes per 8x8 block of each component
   (3 bytes a pixel at 4:2:0 chroma, 6 at 4:4:4), whatever the size it is decoded at;
 * an interlaced PNG: libspng builds the whole picture; a lossless WebP: libwebp decodes it whole
@@ -62,8 +62,10 @@ def animation(pixels: int, file_size: int) -> int:
 
 
 def webp(pixels: int, file_size: int, lossless: bool) -> int:
-    whole = pixels * 4 if lossless else 0
-    return whole + file_size + 2 * _kept(pixels, 4) + 50 * MB
+    """libvips' scaled decode and its copy, with the file (lossy) or the whole picture (lossless)."""
+    if lossless:
+        return pixels * 4 + 2 * _kept(pixels, 4) + 10 * MB
+    return file_size + 2 * _kept(pixels, 4) + 50 * MB
 
 
 def tiff(pixels: int) -> int:
@@ -82,7 +84,7 @@ def yuv_bytes(pixels: int, depth: int, chroma: str, alpha: bool) -> int:
 
 def avif(pixels: int, file_size: int, depth: int, chroma: str, alpha: bool) -> int:
     bands = 4 if alpha else 3
-    return yuv_bytes(pixels, depth, chroma, alpha) + pixels * (bands + 5) + file_size + 10 * MB
+    return yuv_bytes(pixels, depth, chroma, alpha) + pixels * (bands + 4) + file_size + 40 * MB
 
 
 def heif(pixels: int, file_size: int, depth: int, chroma: str, alpha: bool) -> int:

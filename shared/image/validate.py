@@ -46,6 +46,7 @@ class ImageInfo:
     height: int
     size: int  # bytes on disk
     frames: int = 1  # pages of a TIFF, frames of an animated GIF or WebP
+    convert_memory: int = 0  # bytes converting it takes at its peak, estimated from its header (shared.image.memory)
     too_big_to_convert: str | None = None
     """Why converting it would take more memory than :data:`shared.image.memory.BUDGET`, told from
     its header (None: it fits). Sent as it is, it needs no decoding and goes all the same."""
@@ -85,7 +86,7 @@ def inspect(path: str | os.PathLike[str]) -> ImageInfo:
         if too_big:  # checking it decodes every frame
             raise BadImage(too_big)
         _decode_gif(path)
-    return ImageInfo(kind, CONTENT_TYPES[kind], facts.width, facts.height, size, facts.frames, too_big)
+    return ImageInfo(kind, CONTENT_TYPES[kind], facts.width, facts.height, size, facts.frames, facts.need, too_big)
 
 
 def guard_pixels(width: int, height: int) -> None:
