@@ -23,9 +23,13 @@ profile), 16 bits to 8 (libvips' savers), and an embedded ICC profile (Display P
 with the copy, which browsers apply; converting the pixels to sRGB instead cost 3 s of CPU at 24 MP. The picture is turned upright (EXIF
 orientation, HEIF rotation), and no other metadata is kept: a converted copy carries no GPS position.
 
-Known costs past the memory goal (300 MB for 50 MP): a progressive JPEG keeps every DCT
-coefficient in libjpeg whatever the output size (50 MP: 287 MB peak at 4:2:0 chroma, 433 MB at
-4:4:4), and libavif decodes an AVIF whole (24 MP: 321 MB).
+Memory (the goal: no conversion takes the worker past 300 MB). Some decoders hold the whole
+picture whatever size it is decoded at: libjpeg a progressive JPEG's coefficients, libavif and
+libheif their YUV planes and RGB picture, Pillow a BMP. :func:`~shared.image.validate.inspect`
+estimates from the header what converting takes (:mod:`shared.image.memory`), and :func:`convert`
+refuses a picture over the budget before decoding it (``BadImage``, "too big to convert within
+memory (...)"); sent as it is, such a picture is never decoded and goes all the same. Pillow's
+pixels reach libvips packed a strip at a time (:func:`_packed`), never as a second whole copy.
 
 Files sent as they are keep every byte but their GPS position (:mod:`shared.image.gps`).
 """
@@ -38,7 +42,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from shared.image import gps
+from shared.image import allocator, gps
 from shared.image.memory import ANIMATION_PIXELS, DECODE_PIXELS
 from shared.image.sniff import SAFE_KINDS
 from shared.image.validate import MAX_PIXELS, BadImage, ImageInfo, orientation, short
@@ -78,6 +82,7 @@ def preload() -> None:
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     # libvips' operation cache would keep decoded pictures alive between jobs.
     pyvips.cache_set_max(0)
+    allocator.give_back_big_buffers()
     _ready = True
 
 
@@ -135,11 +140,18 @@ def carries_gps(path: str | os.PathLike[str], kind: str) -> bool:
 
 def convert(path: Path, info: ImageInfo, max_bytes: int) -> Upload:
     """A JPEG, PNG or animated GIF of the picture under ``max_bytes``, best quality first."""
-    import pyvips
-
     if info.too_big_to_convert:
         raise BadImage(info.too_big_to_convert)
     preload()
+    try:
+        return _convert(path, info, max_bytes)
+    finally:
+        allocator.trim()  # what the decoders freed goes back: the next conversion starts from the worker's rest
+
+
+def _convert(path: Path, info: ImageInfo, max_bytes: int) -> Upload:
+    import pyvips
+
     notes: list[str] = []
     try:
         if info.frames > 1 and info.kind in ("gif", "webp"):

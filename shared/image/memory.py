@@ -1,9 +1,10 @@
 """What converting a picture costs in memory, told from its header, and the most it may cost.
 
-The goal: no conversion takes the worker past 300 MB of peak RSS. The worker rests at about 60 MB
-(RQ, redis, requests, libvips, Pillow and pillow-heif loaded), which leaves :data:`BUDGET` for one
-conversion. A picture whose estimate is over it is refused with the reason, from its header, before
-a pixel is decoded: better than a worker the kernel kills halfway through its queue.
+The goal: no conversion takes the worker past 300 MB of peak RSS. The worker rests at 59 MB when
+it starts (RQ, redis, requests, libvips, Pillow and pillow-heif loaded) and at 66-81 MB after a run
+of conversions (:mod:`shared.image.allocator`), which leaves :data:`BUDGET` for one conversion. A
+picture whose estimate is over it is refused with the reason, from its header, before a pixel is
+decoded: better than a worker the kernel kills halfway through its queue.
 
 Each estimate is what the decoder holds at once, plus what every conversion keeps (the picture at
 :data:`DECODE_PIXELS`, read by every encoding attempt), plus a fixed part for libvips' threads and
@@ -26,8 +27,8 @@ from __future__ import annotations
 
 MB = 1024 * 1024
 
-BUDGET = 240 * MB
-"""The most one conversion may add to the worker's memory: the goal, 300 MB, less the worker at rest."""
+BUDGET = 220 * MB
+"""The most one conversion may add to the worker's memory: the goal, 300 MB, less 80 MB for the worker at rest."""
 
 DECODE_PIXELS = 4096 * 4096
 """The most pixels a still picture is decoded at for conversion (see :mod:`shared.image.convert`)."""
@@ -46,7 +47,7 @@ def _kept(pixels: int, bands: int, sample_bytes: int = 1) -> int:
 def jpeg(pixels: int, file_size: int, coefficients: int) -> int:
     """``coefficients``: what libjpeg keeps of a progressive picture (0 when baseline)."""
     if coefficients:
-        return coefficients + pixels // 2 + file_size + _kept(pixels, 3) + 30 * MB
+        return coefficients + pixels // 2 + file_size + _kept(pixels, 3) + 40 * MB
     return file_size + _kept(pixels, 3) + 70 * MB
 
 
