@@ -158,3 +158,30 @@ def test_estimate_is_not_below_what_a_conversion_takes(tmp_path, name):
     result = converted(path)
     assert not result["outcome"].startswith("refused"), result
     assert result["grown"] <= result["estimate"], result
+
+
+AT_REST_AFTER = """
+import sys
+from shared import imagetype
+imagetype.preload()
+
+def rss():
+    return next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmRSS:"))
+
+rest = rss()
+for path in sys.argv[1:]:
+    imagetype.prepare_upload(path, imagetype.inspect(path), 6 * 1024 * 1024)
+print(rss() - rest)
+"""
+
+
+def test_memory_a_conversion_frees_goes_back_to_the_system(tmp_path):
+    """A worker converts for days: what one conversion freed must not stay with the process. Over these
+    four it stayed 3 MB above its rest; 40 MB when glibc kept what was freed."""
+    bmp, avif = tmp_path / "scan.bmp", tmp_path / "photo.avif"
+    _gradients(4000, 3000).save(bmp)
+    _gradients(4000, 3000).save(avif, quality=75, speed=10)
+    done = subprocess.run([sys.executable, "-c", AT_REST_AFTER, str(bmp), str(avif), str(bmp), str(avif)], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout) < 12 * MB, int(done.stdout) // MB
