@@ -1,6 +1,7 @@
 """The picture stack's public names in one place (the package :mod:`shared.image` holds the code)."""
 
-from shared.image.convert import ANIMATION_PIXELS, DECODE_PIXELS, Upload, carries_gps, preload, prepare_upload, sendable_as_is
+from shared.image.convert import Upload, carries_gps, preload, prepare_upload, sendable_as_is
+from shared.image.memory import ANIMATION_PIXELS, DECODE_PIXELS
 from shared.image.sniff import CONTENT_TYPES, CONVERTED_KINDS, SAFE_KINDS, SNIFF_BYTES, describe_non_image, sniff, unsupported_reason
 from shared.image.validate import MAX_PIXELS, BadImage, ImageInfo, inspect
 

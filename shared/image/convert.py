@@ -23,9 +23,13 @@ profile), 16 bits to 8 (libvips' savers), and an embedded ICC profile (Display P
 with the copy, which browsers apply; converting the pixels to sRGB instead cost 3 s of CPU at 24 MP. The picture is turned upright (EXIF
 orientation, HEIF rotation), and no other metadata is kept: a converted copy carries no GPS position.
 
-Known costs past the memory goal (300 MB for 50 MP): a progressive JPEG keeps every DCT
-coefficient in libjpeg whatever the output size (50 MP: 287 MB peak at 4:2:0 chroma, 433 MB at
-4:4:4), and libavif decodes an AVIF whole (24 MP: 321 MB).
+Memory (the goal: no conversion takes the worker past 300 MB). Some decoders hold the whole
+picture whatever size it is decoded at: libjpeg a progressive JPEG's coefficients, libavif and
+libheif their YUV planes and RGB picture, Pillow a BMP. :func:`~shared.image.validate.inspect`
+estimates from the header what converting takes (:mod:`shared.image.memory`), and :func:`convert`
+refuses a picture over the budget before decoding it (``BadImage``, "too big to convert within
+memory (...)"); sent as it is, such a picture is never decoded and goes all the same. Pillow's
+pixels reach libvips packed a strip at a time (:func:`_packed`), never as a second whole copy.
 
 Files sent as they are keep every byte but their GPS position (:mod:`shared.image.gps`).
 """
@@ -38,19 +42,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from shared.image import gps
+from shared.image import allocator, gps
+from shared.image.memory import ANIMATION_PIXELS, DECODE_PIXELS
 from shared.image.sniff import SAFE_KINDS
 from shared.image.validate import MAX_PIXELS, BadImage, ImageInfo, orientation, short
-
-DECODE_PIXELS = 4096 * 4096
-"""The most pixels a still picture is decoded at for conversion."""
-
-ANIMATION_PIXELS = 4096 * 4096
-"""The most pixels of all frames together an animation is decoded at (a GIF keeps every frame)."""
 
 _JPEG_QUALITIES = (90, 82, 74)
 _VIPS_KINDS = frozenset({"jpeg", "png", "webp", "tiff", "gif"})
 _SMALLEST_SIDE = 16
+_STRIP_BYTES = 4 << 20  # Pillow's pixels are packed for libvips this much at a time
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,7 @@ def preload() -> None:
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     # libvips' operation cache would keep decoded pictures alive between jobs.
     pyvips.cache_set_max(0)
+    allocator.give_back_big_buffers()
     _ready = True
 
 
@@ -139,9 +140,18 @@ def carries_gps(path: str | os.PathLike[str], kind: str) -> bool:
 
 def convert(path: Path, info: ImageInfo, max_bytes: int) -> Upload:
     """A JPEG, PNG or animated GIF of the picture under ``max_bytes``, best quality first."""
+    if info.too_big_to_convert:
+        raise BadImage(info.too_big_to_convert)
+    preload()
+    try:
+        return _convert(path, info, max_bytes)
+    finally:
+        allocator.trim()  # what the decoders freed goes back: the next conversion starts from the worker's rest
+
+
+def _convert(path: Path, info: ImageInfo, max_bytes: int) -> Upload:
     import pyvips
 
-    preload()
     notes: list[str] = []
     try:
         if info.frames > 1 and info.kind in ("gif", "webp"):
@@ -151,7 +161,6 @@ def convert(path: Path, info: ImageInfo, max_bytes: int) -> Upload:
         im, turned = _decode(path, info)
         if turned:
             notes.append("turned upright")
-        im = im.copy_memory()  # decoded once; every attempt below only encodes
         alpha = im.hasalpha() and im[im.bands - 1].min() < 255
         if im.hasalpha() and not alpha:
             im = im[: im.bands - 1]  # an alpha channel that hides nothing: a JPEG shows it the same
@@ -166,46 +175,66 @@ def convert(path: Path, info: ImageInfo, max_bytes: int) -> Upload:
 
 
 def _decode(path: Path, info: ImageInfo) -> tuple[Any, bool]:
-    """The picture upright, at most DECODE_PIXELS, and whether it had to be turned."""
+    """The picture upright, at most DECODE_PIXELS, in memory (every encoding attempt reads it from
+    there), and whether it had to be turned."""
     import pyvips
 
-    scale = min(1.0, math.sqrt(DECODE_PIXELS / (info.width * info.height)))
-    width, height = max(1, round(info.width * scale)), max(1, round(info.height * scale))
     if info.kind in _VIPS_KINDS:
+        width, height = _decode_size(info.width, info.height)
         head = pyvips.Image.new_from_file(str(path))
         turned = orientation(head) not in (0, 1)
         # thumbnail: shrink-on-load, EXIF orientation applied, CMYK to sRGB. An embedded ICC
         # profile is kept with the pixels (a transform to sRGB cost 3 s of CPU at 24 MP).
         im = pyvips.Image.thumbnail(str(path), width, height=height, size="down", fail_on="error")
-        return im, turned
+        return im.copy_memory(), turned  # a loader's pipeline, computed once into memory libvips owns
     if info.kind in ("heic", "heif"):
-        im = _heif_pixels(path)
-        turned = False  # libheif applied the container's rotation and mirroring
-    else:
-        im, turned = _pillow_pixels(path, info.kind)
-    if im.width * im.height > DECODE_PIXELS:
-        im = im.thumbnail_image(width, height=height, size="down")
-    return im, turned
+        return _heif_pixels(path), False  # libheif applied the container's rotation and mirroring
+    return _pillow_pixels(path, info.kind)
+
+
+def _decode_size(width: int, height: int) -> tuple[int, int]:
+    scale = min(1.0, math.sqrt(DECODE_PIXELS / (width * height)))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _wrap(pixels: Any, width: int, height: int, bands: int) -> Any:
+    """libvips reading ``pixels`` (bytes-like, packed RGB or RGBA rows) where they lie.
+
+    pyvips keeps ``pixels`` alive for this image and every image an operation makes from it, but
+    not for what ``copy_memory()`` returns: for a picture already in memory that is the same
+    pixels, in a wrapper that has forgotten them, and once the first wrapper goes libvips reads
+    freed memory (12 MP BMPs killed the worker with SIGSEGV). So no picture made here is ever
+    given to ``copy_memory()``; one that must be computed once goes through an operation first.
+    """
+    import pyvips
+
+    im = pyvips.Image.new_from_memory(pixels, width, height, bands, "uchar")
+    # libvips calls a 4-band image "multiband", which has no alpha for hasalpha(): say what it is.
+    return im.copy(interpretation="srgb")
 
 
 def _heif_pixels(path: Path) -> Any:
     import pillow_heif
-    import pyvips
 
     try:
         heif = pillow_heif.open_heif(path, convert_hdr_to_8bit=True)
         picture = heif[heif.primary_index]
         data, stride = picture.data, picture.stride
         bands = 4 if picture.has_alpha else 3
-        width, height = picture.size
+        size = picture.size
     except Exception as exc:  # libheif errors come as ValueError/RuntimeError with its message
         raise BadImage(f"truncated or corrupt heic ({short(exc)})") from None
     icc = picture.info.get("icc_profile")
-    # libheif pads rows: view the buffer as a wider picture, then crop (no copy either way).
-    im = pyvips.Image.new_from_memory(data, stride // bands, height, bands, "uchar").crop(0, 0, width, height)
+    del heif, picture  # the pixels stay as long as ``data`` (a view that holds them) is referenced
+    im = _wrap(data, stride // bands, size[1], bands)
+    if stride // bands != size[0]:
+        im = im.crop(0, 0, size[0], size[1])  # libheif pads rows: a narrower view, no copy
     if icc:
-        im = im.copy()
-        im.set_type(pyvips.GValue.blob_type, "icc-profile-data", bytes(icc))
+        im = _with_icc(im, bytes(icc))
+    width, height = _decode_size(*size)
+    if (width, height) != size:
+        # Computed once into memory libvips owns (DECODE_PIXELS at most); libheif's picture then goes.
+        im = im.thumbnail_image(width, height=height, size="down").copy_memory()
     return im
 
 
@@ -222,21 +251,51 @@ def _pillow_pixels(path: Path, kind: str) -> tuple[Any, bool]:
             mode = "RGBA" if pil.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in pil.info else "RGB"
             if pil.mode != mode:
                 pil = pil.convert(mode)
-            raw = pil.tobytes()
-            size = pil.size
+            width, height = _decode_size(*pil.size)
+            pixels = _packed(pil, width, height)
     except BadImage:
         raise
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, EOFError... for bad data
         raise BadImage(f"truncated or corrupt {kind} ({short(exc)})") from None
-    im = pyvips.Image.new_from_memory(raw, size[0], size[1], len(mode), "uchar")
+    del pil, opened  # Pillow's image and AVIF's decoder: the packed copy is all that stays
+    im = _wrap(pixels, width, height, len(mode))
     if icc:
-        im = im.copy()
-        im.set_type(pyvips.GValue.blob_type, "icc-profile-data", icc)
+        im = _with_icc(im, icc)
     if turn not in (0, 1):
         im = im.copy()
         im.set_type(pyvips.GValue.gint_type, "orientation", turn)
-        im = im.autorot()
+        im = im.autorot()  # on every encoding attempt: a rotation of at most DECODE_PIXELS, no second copy
     return im, turn not in (0, 1)
+
+
+def _packed(pil: Any, width: int, height: int) -> bytearray:
+    """Pillow's pixels as packed rows (3 or 4 bytes a pixel) at ``width`` x ``height``, made a strip
+    at a time. Pillow keeps 4 bytes a pixel in blocks of its own, and its ``tobytes()`` of the whole
+    picture holds the packed copy twice (pieces, then joined): 10 bytes a pixel at the peak, against
+    7 here, and 4 plus at most DECODE_PIXELS when scaled (a resize from a box of the source is the
+    same, row for row, as one of the whole picture)."""
+    from PIL import Image
+
+    bands = len(pil.mode)
+    out = bytearray(width * height * bands)
+    rows = max(1, _STRIP_BYTES // (width * bands))
+    ratio = pil.height / height
+    for top in range(0, height, rows):
+        bottom = min(height, top + rows)
+        if pil.size == (width, height):
+            strip = pil.crop((0, top, width, bottom))
+        else:
+            strip = pil.resize((width, bottom - top), Image.Resampling.LANCZOS, box=(0, top * ratio, pil.width, bottom * ratio))
+        out[top * width * bands : bottom * width * bands] = strip.tobytes()
+    return out
+
+
+def _with_icc(im: Any, icc: bytes) -> Any:
+    import pyvips
+
+    im = im.copy()
+    im.set_type(pyvips.GValue.blob_type, "icc-profile-data", icc)
+    return im
 
 
 def _fit(im: Any, fmt: str, max_bytes: int) -> tuple[bytes, str, int | None, Any]:
@@ -271,9 +330,10 @@ def _convert_animation(path: Path, info: ImageInfo, max_bytes: int) -> Upload:
     scale = min(1.0, math.sqrt(ANIMATION_PIXELS / (info.width * info.height * info.frames)))
     while True:
         width = max(1, round(info.width * scale))
-        # thumbnail fits each frame (page) in the box; the height is left free for them.
-        im = pyvips.Image.new_from_file(str(path), n=-1, access="sequential", fail_on="error")
-        im = im.thumbnail_image(width, height=10_000_000, size="down")
+        # thumbnail fits each frame (page) in the box, the height left free for them, and scales
+        # WebP frames while they load: a 30-frame 1080p WebP took 170 MB, against 350 MB when every
+        # frame was decoded whole first (thumbnail_image of the loaded animation).
+        im = pyvips.Image.thumbnail(f"{path}[n=-1]", width, height=10_000_000, size="down", fail_on="error")
         content = im.gifsave_buffer(keep="icc", effort=4)
         page_height = im.get("page-height") if im.get_typeof("page-height") else im.height
         if len(content) <= max_bytes:

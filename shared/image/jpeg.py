@@ -72,6 +72,9 @@ class JpegFacts:
     app1: tuple[tuple[tuple[int, int], ...], ...] = ()
     """Where the APP1 segments' bodies are (start, end), picture by picture: the first one, then
     each complete one its MPF index lists. EXIF and XMP live there (:mod:`shared.image.gps`)."""
+    coefficients: int = 0
+    """Bytes libjpeg keeps for a progressive picture's DCT coefficients while decoding it (0 when
+    sequential): 64 two-byte coefficients per 8x8 block of every component, the whole picture."""
 
 
 def check(fh: BinaryIO, size: int) -> JpegFacts:
@@ -90,7 +93,7 @@ def check(fh: BinaryIO, size: int) -> JpegFacts:
     frame = picture.frame
     assert frame is not None  # _walk returns only a complete picture (_check_complete)
     app1 = tuple(tuple(p.app1) for p in (picture, *indexed))
-    return JpegFacts(frame.width, frame.height, picture.end, appended, app1)
+    return JpegFacts(frame.width, frame.height, picture.end, appended, app1, frame.coefficients() if frame.progressive else 0)
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -142,6 +145,10 @@ class _Frame:
     @property
     def progressive(self) -> bool:
         return self.marker == PROGRESSIVE_SOF
+
+    def coefficients(self) -> int:
+        """Bytes of all the picture's DCT coefficients: 128 per block of each component's block grid."""
+        return 128 * sum(self.mcus([ident]) for ident in self.components)
 
     def mcus(self, ids: list[int]) -> int:
         """MCUs in a scan of these components: restart intervals count them (ITU T.81 A.2)."""

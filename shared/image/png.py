@@ -58,8 +58,20 @@ def chunks(read: Reader) -> Iterator[Chunk]:
         pos = chunk.end
 
 
-def check(fh: BinaryIO, guard: Callable[[int, int], None]) -> tuple[int, int]:
-    """Walk the PNG in ``fh``: (width, height), or :class:`PngProblem` with the reason.
+class Facts(NamedTuple):
+    width: int
+    height: int
+    bands: int  # as decoded: a palette picture becomes RGBA
+    sample_bytes: int  # as decoded: 1 up to 8 bits, else 2
+    interlaced: bool  # Adam7: a decoder builds the whole picture before the first row is out
+
+    @property
+    def decoded_bytes(self) -> int:
+        return self.width * self.height * self.bands * self.sample_bytes
+
+
+def check(fh: BinaryIO, guard: Callable[[int, int], None]) -> Facts:
+    """Walk the PNG in ``fh``: its :class:`Facts`, or :class:`PngProblem` with the reason.
     ``guard(width, height)`` runs on the header's size before any image data is inflated."""
 
     def read(offset: int, n: int) -> bytes:
@@ -68,7 +80,7 @@ def check(fh: BinaryIO, guard: Callable[[int, int], None]) -> tuple[int, int]:
 
     inflater = zlib.decompressobj()
     produced, expected = 0, 0
-    width = height = 0
+    width = height = depth = color = interlace = 0
     ended = False
     for chunk in chunks(read):
         if chunk.length > 0x7FFFFFFF:
@@ -107,7 +119,7 @@ def check(fh: BinaryIO, guard: Callable[[int, int], None]) -> tuple[int, int]:
         raise PngProblem("truncated png (ends before IEND)")
     if not inflater.eof or produced != expected:
         raise PngProblem(f"truncated png (image data {produced} of {expected} bytes)")
-    return width, height
+    return Facts(width, height, 4 if color == 3 else _CHANNELS[color], 2 if depth == 16 else 1, interlace == 1)
 
 
 def _raw_size(width: int, height: int, bit_depth: int, color_type: int, interlaced: bool) -> int:

@@ -25,9 +25,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
-from shared.image import jpeg, png
+from shared.image import jpeg, memory, png
 from shared.image.sniff import CONTENT_TYPES, SNIFF_BYTES, describe_non_image, sniff, unsupported_reason
 
 MAX_PIXELS = 100_000_000
@@ -46,6 +46,18 @@ class ImageInfo:
     height: int
     size: int  # bytes on disk
     frames: int = 1  # pages of a TIFF, frames of an animated GIF or WebP
+    convert_memory: int = 0  # bytes converting it takes at its peak, estimated from its header (shared.image.memory)
+    too_big_to_convert: str | None = None
+    """Why converting it would take more memory than :data:`shared.image.memory.BUDGET`, told from
+    its header (None: it fits). Sent as it is, it needs no decoding and goes all the same."""
+
+
+class _Header(NamedTuple):
+    width: int  # as displayed
+    height: int
+    frames: int = 1
+    need: int = 0  # bytes converting it takes at its peak (shared.image.memory)
+    what: str = ""  # the kind as the reason names it when that is too much ("progressive jpeg")
 
 
 def inspect(path: str | os.PathLike[str]) -> ImageInfo:
@@ -63,16 +75,18 @@ def inspect(path: str | os.PathLike[str]) -> ImageInfo:
         if problem:
             raise BadImage(problem)
         fh.seek(0)
-        frames = 1
         if kind == "png":
-            width, height = _check_png(fh)
+            facts = _check_png(fh)
         elif kind == "jpeg":
-            width, height = _check_jpeg(fh, size, path)
+            facts = _check_jpeg(fh, size, path)
         else:
-            width, height, frames = header(path, kind)
-            if kind == "gif":
-                _decode_gif(path)
-    return ImageInfo(kind, CONTENT_TYPES[kind], width, height, size, frames)
+            facts = _header(path, kind)
+    too_big = memory.refusal(facts.what or kind, facts.width, facts.height, facts.need) if facts.need > memory.BUDGET else None
+    if kind == "gif":
+        if too_big:  # checking it decodes every frame
+            raise BadImage(too_big)
+        _decode_gif(path)
+    return ImageInfo(kind, CONTENT_TYPES[kind], facts.width, facts.height, size, facts.frames, facts.need, too_big)
 
 
 def guard_pixels(width: int, height: int) -> None:
@@ -88,14 +102,16 @@ def short(exc: BaseException) -> str:
     return text if len(text) <= 100 else text[:97] + "..."
 
 
-def _check_png(fh: BinaryIO) -> tuple[int, int]:
+def _check_png(fh: BinaryIO) -> _Header:
     try:
-        return png.check(fh, guard_pixels)
+        facts = png.check(fh, guard_pixels)
     except png.PngProblem as exc:
         raise BadImage(str(exc)) from None
+    need = memory.png(facts.width * facts.height, facts.bands, facts.sample_bytes, facts.decoded_bytes if facts.interlaced else 0)
+    return _Header(facts.width, facts.height, 1, need, "interlaced png" if facts.interlaced else "")
 
 
-def _check_jpeg(fh: BinaryIO, size: int, path: Path) -> tuple[int, int]:
+def _check_jpeg(fh: BinaryIO, size: int, path: Path) -> _Header:
     try:
         facts = jpeg.check(fh, size)
     except jpeg.JpegProblem as exc:
@@ -103,23 +119,50 @@ def _check_jpeg(fh: BinaryIO, size: int, path: Path) -> tuple[int, int]:
     guard_pixels(facts.width, facts.height)
     # The orientation as libvips reads it (EXIF), which is what turns it upright when converted.
     turned = orientation(_vips_header(path, "jpeg")) in (5, 6, 7, 8)
-    return (facts.height, facts.width) if turned else (facts.width, facts.height)
+    width, height = (facts.height, facts.width) if turned else (facts.width, facts.height)
+    need = memory.jpeg(width * height, size, facts.coefficients)
+    return _Header(width, height, 1, need, "progressive jpeg" if facts.coefficients else "")
 
 
-def header(path: Path, kind: str) -> tuple[int, int, int]:
-    """Displayed width, height and frame count from the header alone, held to :data:`MAX_PIXELS`."""
+def _header(path: Path, kind: str) -> _Header:
+    """Displayed width, height, frame count and memory to convert from the header alone, held to :data:`MAX_PIXELS`."""
     if kind in ("heic", "heif"):
-        width, height, frames = _heif_header(path, kind)
+        facts = _heif_header(path, kind)
     elif kind in ("avif", "bmp"):
-        width, height, frames = _pillow_header(path, kind)
+        facts = _pillow_header(path, kind)
     else:
         im = _vips_header(path, kind)
         width, height = im.width, im.get("page-height") if im.get_typeof("page-height") else im.height
         frames = im.get("n-pages") if im.get_typeof("n-pages") else 1
         if orientation(im) in (5, 6, 7, 8):
             width, height = height, width
-    guard_pixels(width, height)
-    return width, height, frames
+        facts = _Header(width, height, frames, *_vips_memory(path, kind, width * height, frames))
+    guard_pixels(facts.width, facts.height)
+    return facts
+
+
+def _vips_memory(path: Path, kind: str, pixels: int, frames: int) -> tuple[int, str]:
+    """What converting it with libvips takes (:mod:`shared.image.memory`) and how the reason names it."""
+    if kind in ("gif", "webp") and frames > 1:
+        return memory.animation(pixels, path.stat().st_size), f"animated {kind}"
+    if kind == "gif":
+        return memory.gif(pixels), ""
+    if kind == "webp":
+        lossless = _webp_lossless(path)
+        return memory.webp(pixels, path.stat().st_size, lossless), "lossless webp" if lossless else ""
+    return memory.tiff(pixels), ""
+
+
+def _webp_lossless(path: Path) -> bool:
+    """True when the picture's bitstream is VP8L: the RIFF chunks after the header, up to the first VP8/VP8L."""
+    with open(path, "rb") as fh:
+        fh.seek(12)
+        while len(chunk := fh.read(8)) == 8:
+            fourcc, length = chunk[:4], int.from_bytes(chunk[4:], "little")
+            if fourcc in (b"VP8 ", b"VP8L"):
+                return fourcc == b"VP8L"
+            fh.seek(length + (length & 1), os.SEEK_CUR)
+    return False
 
 
 def orientation(im: Any) -> int:
@@ -136,7 +179,7 @@ def _vips_header(path: Path, kind: str) -> Any:
         raise BadImage(f"corrupt {kind} ({short(exc)})") from None
 
 
-def _pillow_header(path: Path, kind: str) -> tuple[int, int, int]:
+def _pillow_header(path: Path, kind: str) -> _Header:
     from PIL import Image, UnidentifiedImageError
 
     from shared.image.convert import preload
@@ -147,22 +190,43 @@ def _pillow_header(path: Path, kind: str) -> tuple[int, int, int]:
             width, height = im.size
             turned = im.getexif().get(0x0112, 1) in (5, 6, 7, 8) if kind == "bmp" else False
             frames = getattr(im, "n_frames", 1)
+            mode = im.mode
     except UnidentifiedImageError:
         raise BadImage(f"corrupt {kind} (cannot read its header)") from None
     except Image.DecompressionBombError:
         raise BadImage(f"too many pixels (over {MAX_PIXELS // 1_000_000} MP)") from None
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, struct.error...
         raise BadImage(f"corrupt {kind} ({short(exc)})") from None
-    return (height, width, frames) if turned else (width, height, frames)
+    pixels = width * height
+    if kind == "bmp":
+        need = memory.bmp(pixels, palette=mode in ("P", "L", "1"))
+    else:
+        depth, chroma = _av1_planes(path)
+        need = memory.avif(pixels, path.stat().st_size, depth, chroma, alpha=mode == "RGBA")
+    return _Header(*((height, width) if turned else (width, height)), frames, need)
 
 
-def _heif_header(path: Path, kind: str) -> tuple[int, int, int]:
+def _av1_planes(path: Path) -> tuple[int, str]:
+    """An AVIF's bit depth and chroma subsampling, which Pillow does not tell: libheif reads the
+    container (pillow-heif has no AV1 decoder, and needs none for this). Unreadable: the worst case."""
+    import pillow_heif
+
+    try:
+        heif = pillow_heif.open_heif(path)
+        return int(heif.info["bit_depth"]), str(heif.info["chroma"])
+    except Exception:  # an AVIF libheif cannot parse is still Pillow's to decode
+        return 12, "444"
+
+
+def _heif_header(path: Path, kind: str) -> _Header:
     import pillow_heif
 
     try:
         heif = pillow_heif.open_heif(path, convert_hdr_to_8bit=True)
         width, height = heif.size  # libheif applies the container's rotation (irot) to it
-        return width, height, len(heif)
+        depth, chroma = int(heif.info["bit_depth"]), str(heif.info["chroma"])
+        need = memory.heif(width * height, path.stat().st_size, depth, chroma, heif.has_alpha)
+        return _Header(width, height, len(heif), need)
     except Exception as exc:  # libheif errors come as ValueError/RuntimeError with its message
         raise BadImage(f"corrupt {kind} ({short(exc)})") from None
 
