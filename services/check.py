@@ -23,7 +23,7 @@ from typing import Any, cast
 
 import redis
 
-from shared import keys
+from shared import keys, redis_down
 from shared.ledger import SCHEMA, Ledger
 from shared.log import configure, get_logger, register_secrets
 from shared.miro import MiroError
@@ -69,7 +69,7 @@ def gather(settings: Settings, connection: redis.Redis) -> tuple[Drift, dict[str
             raise CannotCheck("the ledger is in the old layout; start the watcher or a worker once to upgrade it")
         entries = ledger.all_items()
     except redis.RedisError as exc:
-        raise CannotCheck(f"Redis: {exc}") from None
+        raise CannotCheck(redis_down.problem(settings.redis_url, exc)) from None
     files = read_folder(settings)
     if entries and not files:
         raise CannotCheck(f"the watch folder {settings.watch_folder} is empty: is it mounted? (nothing was compared)")
@@ -145,11 +145,7 @@ def report(drift: Drift, context: dict[str, Any], as_json: bool, left: list[str]
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings(create_folder=False)
-    except Exception as exc:  # a missing folder: could not check
-        print(f"miro-sync check: {exc}", file=sys.stderr)
-        return CANNOT_CHECK
+    settings = load_settings()  # a missing folder: one line and exit 2 (could not check), from the CLI
     register_secrets(settings.secrets)
     configure(settings.log_level, settings.log_format)
     connection = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=30)
@@ -163,7 +159,10 @@ def run(args: argparse.Namespace) -> int:
     except CannotCheck as exc:
         print(f"miro-sync check: could not check: {exc}", file=sys.stderr)
         return CANNOT_CHECK
-    except (redis.RedisError, MiroError, RateLimitTimeout) as exc:
+    except redis.RedisError as exc:
+        print(f"miro-sync check: could not finish: {redis_down.problem(settings.redis_url, exc)}", file=sys.stderr)
+        return CANNOT_CHECK
+    except (MiroError, RateLimitTimeout) as exc:
         print(f"miro-sync check: could not finish: {exc}", file=sys.stderr)
         return CANNOT_CHECK
     print(report(drift, context, args.json, left))

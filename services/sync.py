@@ -22,7 +22,7 @@ import redis
 from shared import keys
 from shared.ledger import SCHEMA, Ledger
 from shared.plan import Action, DeleteVerdict, decide, judge_deletions
-from shared.settings import DuplicatePolicy, FolderMode, Need, SettingsError, load_settings
+from shared.settings import DuplicatePolicy, FolderMode, Need, load_settings
 
 VERBS = {"upload": "upload", "update": "update", "retitle": "retitle", "move": "move", "remove": "remove",
          "duplicate": "skip as duplicate", "held": "hold (mass-delete guard)"}
@@ -88,9 +88,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.dry_run:
         print("miro-sync sync: only --dry-run is offered; `miro-sync up` (or watch + worker) keeps the board in step", file=sys.stderr)
         return 2
-    settings = load_settings(needs=(Need.FOLDER,), create_folder=False)
-    if not settings.miro_board_id:
-        raise SettingsError("MIRO_BOARD_ID", "is not set; expected the board id, the part after /app/board/ in the board's address")
+    settings = load_settings(needs=(Need.BOARD, Need.FOLDER))
     connection = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
     ledger = Ledger(connection, settings.miro_board_id)
     schema = cast("bytes | None", connection.get(keys.ledger_schema(settings.miro_board_id)))
