@@ -192,6 +192,11 @@ class Ledger:
         raw = self.redis.hget(self._released, relpath)
         return json.loads(raw) if raw else None
 
+    def iter_released(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every (path, record) of an item left on the board after its file went (see :meth:`release`)."""
+        for field_name, raw in self.redis.hscan_iter(self._released, count=_CHUNK):
+            yield _text(field_name), json.loads(raw)
+
     # --- write side (worker) ----------------------------------------------------------------
     def reserve_slot(self, relpath: str, folder: str | None = None) -> int:
         """The slot for this path (in the root grid, or in ``folder``'s frames): atomic, unique, the same on every retry."""

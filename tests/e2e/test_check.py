@@ -130,3 +130,17 @@ def test_forget_makes_the_next_scan_upload_again(local_stack):
     item = local_stack.wait_items(1)[0]
     assert item["id"] != first["id"] and item["data"]["title"] == "again.png"
     assert cli(local_stack.service_env(), "forget", "never.png").returncode == 1
+
+
+def test_an_item_kept_after_its_file_was_deleted_is_reported_as_kept_not_foreign(local_stack):
+    local_stack.env.update({"DELETE_SETTLE_SECONDS": "0.5", "FOLDERS": "flat"})  # ON_DELETE=keep, the default
+    local_stack.start()
+    for i in range(2):
+        make_image(local_stack.folder / f"p{i}.png", seed=i)
+    local_stack.wait_items(2)
+    (local_stack.folder / "p0.png").unlink()  # its item stays on the board; its ledger entry goes
+    wait_for(lambda: local_stack.ledger().released("p0.png"), 30, what=lambda: local_stack.log()[-2000:])
+    code, found = check(local_stack)
+    assert code == 0 and found["in_sync"] and (found["kept"], found["not_ours"]) == (1, 0), found
+    text = cli(local_stack.service_env(), "check").stdout
+    assert "1 kept after its file was deleted (ON_DELETE=keep)" in text and "0 not made by miro-sync" in text, text
