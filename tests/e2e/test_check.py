@@ -110,9 +110,20 @@ def test_dry_run_prints_every_kind_of_change_and_writes_nothing(tmp_path, redis_
     lines = set(proc.stdout.splitlines())
     assert {"would upload: new.png", "would update: edited.png", "would retitle: renamed-now.png (from renamed.png)",
             "would move: sub/moved.png (from moved.png)", "would remove: deleted.png (ON_DELETE=keep)"} <= lines, proc.stdout
-    assert "dry run, nothing written: 1 uploaded, 1 updated, 1 retitled, 1 moved, 1 removed, 0 held, 0 duplicates" in lines
+    assert "dry run, nothing written: would upload 1, update 1, retitle 1, move 1, remove 1, hold 0, skip 0 duplicates" in lines
     assert _snapshot(redis_client) == before
     assert requests.get(f"{sandbox.url}/_sandbox/requests", timeout=5).json() == requests_before
+
+
+def test_dry_run_with_nothing_to_do_gives_every_total(tmp_path, redis_url):
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    env = {"MIRO_SYNC_ENV_FILE": "/nonexistent", "WATCH_FOLDER": str(folder), "REDIS_URL": redis_url, "MIRO_BOARD_ID": BOARD}
+    proc = cli(env, "sync", "--dry-run", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["totals"] == {"upload": 0, "update": 0, "retitle": 0, "move": 0, "remove": 0, "held": 0, "duplicate": 0}
+    text = cli(env, "sync", "--dry-run").stdout
+    assert text == "dry run, nothing written: would upload 0, update 0, retitle 0, move 0, remove 0, hold 0, skip 0 duplicates\n", text
 
 
 def test_forget_makes_the_next_scan_upload_again(local_stack):
