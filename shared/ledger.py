@@ -286,6 +286,12 @@ class Ledger:
             out.append(bool(entry and entry["size"] == size and entry["mtime_ns"] == mtime_ns))
         return out
 
+    def rejection(self, relpath: str, size: int, mtime_ns: int) -> str | None:
+        """Why this version of the file was refused as bad; None when it was not."""
+        raw = self.redis.hget(keys.rejected(self.board_id), relpath)
+        entry = json.loads(raw) if raw else None
+        return str(entry["reason"]) if entry and (entry["size"], entry["mtime_ns"]) == (size, mtime_ns) else None
+
     def forget(self, relpath: str) -> bool:
         """Drop ``relpath``'s entry (and a rejection) so the next scan uploads the file again."""
         entry = self.path(relpath)
