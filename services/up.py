@@ -19,6 +19,7 @@ from pathlib import Path
 
 import redis
 
+from services.sandbox.control import board_page_url
 from shared.log import configure, get_logger, redact, register_secrets
 from shared.processes import free_port, stop_all
 from shared.settings import SettingsError, load_env, load_settings
@@ -253,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
         for i in range(args.workers):
             stack.start(f"worker-{i + 1}", me + ["worker"], env)
         if args.sandbox:
-            board_page = f"http://127.0.0.1:{args.sandbox_port}/boards/{env['MIRO_BOARD_ID']}"
+            board_page = board_page_url(sandbox_url, env["MIRO_BOARD_ID"])  # as the sandbox's own banner prints it
             log.info("stack.ready", folder=env.get("WATCH_FOLDER"), board_page=board_page)
             print(f"\nDrop images into {env.get('WATCH_FOLDER')} and watch them arrive at {board_page}\n", file=sys.stderr, flush=True)
         while not stopping:

@@ -31,10 +31,14 @@ def test_a_typo_in_watch_folder_stops_the_command_in_one_line_and_creates_nothin
     assert not typo.exists()
 
 
-def test_up_creates_the_folder_it_was_given(tmp_path, spawn):
+def test_make_demo_creates_its_folder_and_prints_one_readable_board_address(tmp_path, spawn):
     """`make demo` is `miro-sync up --sandbox --folder ./inbox`: on a fresh checkout that folder is not there yet."""
     stack = LocalStack(root=tmp_path, spawn=spawn, workers=1)
     stack.folder.rmdir()
     stack.start()
     assert stack.folder.is_dir()
+    # The sandbox's banner and up's last line give the same address, as a person would type it.
+    page = f"{stack.api}/boards/sandbox-board="
+    log = stack.log()
+    assert f"page: {page}\n" in log and f"watch them arrive at {page}\n" in log, log
     stack.stop()
