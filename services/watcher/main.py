@@ -90,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
     )
 
     watcher.progress_every = settings.scan_progress_seconds
+    watcher.redis_url = settings.redis_url
     liveness = Liveness(connection)
     watcher.heartbeat = liveness.beat
 
