@@ -3,8 +3,8 @@
 Lists items missing on the board, files changed since their upload, orphaned items (the file is
 gone), ledger entries that point at nothing, and files not yet on the board. Board items that
 miro-sync did not make (not in the ledger), and those it made and kept when their file was deleted
-(``ON_DELETE=keep`` or ``archive``: the ledger's released records), are counted apart and never touched. The board is read in
-pages of 50, each paced by the shared credit limiter.
+(``ON_DELETE=keep`` or ``archive``: the ledger's released records), are counted apart and never
+touched. The board is read in pages of 50, each paced by the shared credit limiter.
 
 ``--fix`` repairs what it lists, in this process: missing items are made again in their cell,
 changed and new files are synced, entries pointing at nothing are dropped, and orphans get

@@ -1,8 +1,9 @@
 """What every command and service says when Redis does not answer: one line that names REDIS_URL.
 
-A command prints it on stderr and stops (exit 2); a service logs it as ``redis.waiting`` and says
-it again every :data:`REPEAT_SECONDS` while it waits, so the last lines of a log show why nothing
-moves. The address is shown without its password (it may be in the URL).
+A command prints it on stderr and stops (exit 2). A service that waits for Redis (worker,
+watcher) logs it as ``redis.waiting`` and again every :data:`REPEAT_SECONDS`, so the last lines of
+a log show why nothing moves; a server (image server, dashboard, metrics) logs ``redis.unavailable``
+and answers 503 with the line where it needs Redis. The address is shown without its password.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def fields(url: str, exc: redis.RedisError) -> dict[str, Any]:
 
 
 class Reminder:
-    """True at once, then at most every ``every`` seconds until :meth:`reset`: a line worth repeating."""
+    """True at once, then at most every ``every`` seconds: a line worth repeating, not a flood."""
 
     def __init__(self, every: float = REPEAT_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
         self.every = every
@@ -77,9 +78,6 @@ class Reminder:
             return False
         self.last = now
         return True
-
-    def reset(self) -> None:
-        self.last = None
 
 
 def wait_until_answers(

@@ -218,7 +218,7 @@ class Settings:
 
     miro_access_token: str = setting(
         "MIRO_ACCESS_TOKEN", _TOKEN_DOC, REQUIRED, default="", secret=True, expected=_TOKEN_EXPECTED,
-        # needed by Need.MIRO unless MIRO_CLIENT_ID is set: see _missing
+        # needed by Need.MIRO unless MIRO_CLIENT_ID is set: see check_required
     )
     miro_board_id: str = setting(
         "MIRO_BOARD_ID", "The board id: the part after /app/board/ in the board's address, e.g. uXjVOabc123=", REQUIRED,
@@ -438,7 +438,7 @@ def load_settings(
     every command with nothing set says the same thing (what it needs of the same list).
     """
     env = load_env(environ)
-    needs = set(needs) | ({Need.BOARD} if Need.MIRO in needs else set())
+    needs = _implied(needs)
     r = _Reader(env, needs)
     _check_oauth_client(env)
     check_required(env, needs)
@@ -465,9 +465,14 @@ def load_settings(
     return Settings(**values, grid=grid, other_secrets=tuple(env.get(name, "") for name in OTHER_SECRETS))
 
 
+def _implied(needs: Iterable[Need]) -> set[Need]:
+    needs = set(needs)
+    return needs | {Need.BOARD} if Need.MIRO in needs else needs
+
+
 def check_required(env: Mapping[str, str], needs: Iterable[Need]) -> None:
     """Raise one :class:`SettingsError` naming every required setting these needs leave unset, in declaration order."""
-    needs = set(needs) | ({Need.BOARD} if Need.MIRO in needs else set())
+    needs = _implied(needs)
     token_needed = Need.MIRO in needs and not env.get("MIRO_CLIENT_ID", "").strip()  # an OAuth app's token lives in Redis
     missing = [var for _, var, _ in declared(Settings)
                if (var.needed_by in needs or (token_needed and var.env == "MIRO_ACCESS_TOKEN")) and not env.get(var.env, "").strip()]
