@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from tests.fixtures.procs import MIRO_SYNC, free_port
+from tests.fixtures.procs import MIRO_SYNC, free_port, wait_for
 from tests.fixtures.stack import LocalStack
 
 
@@ -33,9 +33,10 @@ def test_a_typo_in_watch_folder_stops_the_command_in_one_line_and_creates_nothin
 
 def test_make_demo_creates_its_folder_and_prints_one_readable_board_address(tmp_path, spawn):
     """`make demo` is `miro-sync up --sandbox --folder ./inbox`: on a fresh checkout that folder is not there yet."""
-    stack = LocalStack(root=tmp_path, spawn=spawn, workers=1)
+    stack = LocalStack(root=tmp_path, spawn=spawn, workers=0)  # no worker needed to see the stack come up
     stack.folder.rmdir()
-    stack.start()
+    stack.start(wait=False)
+    wait_for(lambda: "watch them arrive at" in stack.log(), 60, what=lambda: "the stack's last line\n" + stack.log()[-3000:])
     assert stack.folder.is_dir()
     # The sandbox's banner and up's last line give the same address, as a person would type it.
     page = f"{stack.api}/boards/sandbox-board="
