@@ -2,8 +2,9 @@
 
 Lists items missing on the board, files changed since their upload, orphaned items (the file is
 gone), ledger entries that point at nothing, and files not yet on the board. Board items that
-miro-sync did not make (not in the ledger) are never listed nor touched. The board is read in
-pages of 50, each paced by the shared credit limiter.
+miro-sync did not make (not in the ledger), and those it made and kept when their file was deleted
+(``ON_DELETE=keep`` or ``archive``: the ledger's released records), are counted apart and never
+touched. The board is read in pages of 50, each paced by the shared credit limiter.
 
 ``--fix`` repairs what it lists, in this process: missing items are made again in their cell,
 changed and new files are synced, entries pointing at nothing are dropped, and orphans get
@@ -23,7 +24,7 @@ from typing import Any, cast
 
 import redis
 
-from shared import keys
+from shared import keys, redis_down
 from shared.ledger import SCHEMA, Ledger
 from shared.log import configure, get_logger, register_secrets
 from shared.miro import MiroError
@@ -68,8 +69,10 @@ def gather(settings: Settings, connection: redis.Redis) -> tuple[Drift, dict[str
         if ledger.count() and (schema or b"").decode() != SCHEMA:
             raise CannotCheck("the ledger is in the old layout; start the watcher or a worker once to upgrade it")
         entries = ledger.all_items()
+        # Items made here whose file went, left on the board by ON_DELETE=keep/archive: ours, not foreign.
+        policies = {str(record["item_id"]): record.get("policy", "keep") for _, record in ledger.iter_released()}
     except redis.RedisError as exc:
-        raise CannotCheck(f"Redis: {exc}") from None
+        raise CannotCheck(redis_down.problem(settings.redis_url, exc)) from None
     files = read_folder(settings)
     if entries and not files:
         raise CannotCheck(f"the watch folder {settings.watch_folder} is empty: is it mounted? (nothing was compared)")
@@ -81,12 +84,14 @@ def gather(settings: Settings, connection: redis.Redis) -> tuple[Drift, dict[str
     except (MiroError, RateLimitTimeout, redis.RedisError) as exc:
         raise CannotCheck(f"reading the board: {exc}") from None
     ours = {e.item_id for e in entries.values()}
-    others = len(board - ours)
+    kept = {item for item in policies if item in board and item not in ours}
+    others = len(board - ours - kept)
     rejected = ledger.rejected([(p, *files[p]) for p in files if p not in entries])
     drift = compare(files, entries, board)
     skipped = {p for p, bad in zip([p for p in files if p not in entries], rejected) if bad}
     drift = Drift(drift.missing_on_board, drift.changed, drift.orphaned, drift.dangling, [p for p in drift.unsynced if p not in skipped])
-    return drift, {"files": len(files), "entries": len(entries), "board_items": len(board), "not_ours": others,
+    return drift, {"files": len(files), "entries": len(entries), "board_items": len(board), "kept": len(kept), "not_ours": others,
+                   "_kept_by": "/".join(sorted({policies[item] for item in kept})) or "keep",
                    "_files": files, "_entries": entries, "_ctx": ctx}
 
 
@@ -138,18 +143,16 @@ def report(drift: Drift, context: dict[str, Any], as_json: bool, left: list[str]
     lines = [f"{label}: {path}" for key, label in names.items() for path in getattr(drift, key)]
     totals = ", ".join(f"{len(getattr(drift, key))} {label}" for key, label in names.items())
     lines.append(f"{counts['files']} files, {counts['entries']} ledger entries, {counts['board_items']} board images "
-                 f"({counts['not_ours']} not made by miro-sync, left alone): " + ("in sync" if drift.in_sync else totals))
+                 f"({counts['kept']} kept after {'its file was' if counts['kept'] == 1 else 'their files were'} deleted "
+                 f"(ON_DELETE={context['_kept_by']}), {counts['not_ours']} not made by miro-sync; both left alone): "
+                 + ("in sync" if drift.in_sync else totals))
     if left is not None:
         lines += [f"not fixed: {line}" for line in left] or ["fixed"]
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings(create_folder=False)
-    except Exception as exc:  # a missing folder: could not check
-        print(f"miro-sync check: {exc}", file=sys.stderr)
-        return CANNOT_CHECK
+    settings = load_settings()  # a missing folder: one line and exit 2 (could not check), from the CLI
     register_secrets(settings.secrets)
     configure(settings.log_level, settings.log_format)
     connection = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=30)
@@ -163,7 +166,10 @@ def run(args: argparse.Namespace) -> int:
     except CannotCheck as exc:
         print(f"miro-sync check: could not check: {exc}", file=sys.stderr)
         return CANNOT_CHECK
-    except (redis.RedisError, MiroError, RateLimitTimeout) as exc:
+    except redis.RedisError as exc:
+        print(f"miro-sync check: could not finish: {redis_down.problem(settings.redis_url, exc)}", file=sys.stderr)
+        return CANNOT_CHECK
+    except (MiroError, RateLimitTimeout) as exc:
         print(f"miro-sync check: could not finish: {exc}", file=sys.stderr)
         return CANNOT_CHECK
     print(report(drift, context, args.json, left))

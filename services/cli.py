@@ -2,7 +2,8 @@
 
 Each service module exposes ``add_arguments(parser)`` and ``run(args) -> int``; modules are
 imported only when their subcommand runs, so `miro-sync watch` never loads Flask or Pillow.
-Configuration problems end the process with one line on stderr and exit code 2.
+Configuration problems, and a Redis that does not answer, end the process with one line on stderr
+and exit code 2.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ import argparse
 import importlib
 import sys
 
-from shared.settings import SettingsError
+import redis
+
+from shared import redis_down
+from shared.settings import SettingsError, load_settings
 
 COMMANDS = {
     "watch": ("services.watcher.main", "watch the folder and queue new images"),
@@ -56,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._module.run(args) or 0)
     except SettingsError as exc:
         print(f"miro-sync {args.command}: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except redis.RedisError as exc:  # Redis away, or refusing us: the same one line from every command
+        print(f"miro-sync {args.command}: {redis_down.problem(load_settings(needs=()).redis_url, exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

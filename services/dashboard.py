@@ -18,8 +18,10 @@ import hmac
 import ipaddress
 import re
 
+import redis
 from flask import Flask, Response, request
 
+from shared import redis_down
 from shared.log import configure, get_logger, register_secrets
 from shared.settings import SettingsError, load_env, load_settings
 
@@ -146,7 +148,20 @@ def create_app(redis_url: str, auth: tuple[str, str] | None, disable_delete: boo
     if auth is not None:
         app.before_request(basic_auth(*auth))
     app.before_request(same_origin_only)
+    app.register_error_handler(redis.RedisError, redis_unavailable(redis_url))
     return app
+
+
+def redis_unavailable(redis_url: str):
+    """An error handler: Redis away is a 503 with the one line (logged every 30 s at most), not a traceback."""
+    reminder = redis_down.Reminder()
+
+    def answer(exc: redis.RedisError) -> Response:
+        if reminder.due():
+            log.warning("redis.unavailable", **redis_down.fields(redis_url, exc))
+        return Response(redis_down.problem(redis_url, exc) + "\n", 503, {"Content-Type": "text/plain; charset=utf-8"})
+
+    return answer
 
 
 def run(args: argparse.Namespace) -> int:
@@ -157,6 +172,8 @@ def run(args: argparse.Namespace) -> int:
     register_secrets([*settings.secrets, *(auth[1:] if auth else ())])
     bind = check_bind(args.bind or env.get("DASHBOARD_BIND", DEFAULT_BIND))
     app = create_app(settings.redis_url, auth, args.disable_delete, args.url_prefix, args.poll_interval)
+    redis_down.say_if_down(redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2), settings.redis_url, log,
+                            "its pages answer 503 with this line")
     if auth is None and not is_loopback(bind):
         log.warning("dashboard.no_auth", bind=bind, hint="anyone who reaches this address can requeue jobs")
     log.info("dashboard.start", bind=bind, auth="basic" if auth else "off", user=auth[0] if auth else None,

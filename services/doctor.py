@@ -5,8 +5,8 @@ and, when something is wrong, says how to fix it. A check that cannot run (it ne
 is missing) says so on a ✘ line. The exit code is 0 only when every check passes. The same Miro
 checks run when a worker starts.
 
-A watch folder that does not exist yet passes when it can be made: the watcher creates it at
-start (as .env.example says); the doctor itself creates nothing.
+A watch folder that does not exist fails: no service creates it (a typo in WATCH_FOLDER would
+otherwise become an empty folder, which reads as every picture deleted).
 
 The last two lines read what the workers left in Redis: pictures created by URL still to be
 verified, and whether the tunnel is set aside (its circuit open).
@@ -16,19 +16,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import redis
 
 from services.worker.pending import PendingChecks
-from shared import keys
+from shared import keys, redis_down
 from shared.circuit import Circuit
 from shared.log import register_secrets
 from shared.preflight import check_board
-from shared.settings import Need, Settings, SettingsError, WatchMode, load_env, load_settings
+from shared.settings import Need, Settings, SettingsError, WatchMode, check_required, load_env, load_settings
 from shared.tokenpair import PairState, UnreadablePair
 from shared.tokens import token_store
 from shared.tunnel import fresh_probe
@@ -57,8 +57,7 @@ def check_redis(settings: Settings) -> Check:
     except redis.ResponseError:
         return Check("redis", True, "answers (CONFIG not allowed: persistence not checked)")
     except redis.RedisError as exc:
-        where = settings.redis_url.split("@")[-1]
-        return Check("redis", False, f"no answer at {where} ({type(exc).__name__}); start Redis or fix REDIS_URL")
+        return Check("redis", False, redis_down.problem(settings.redis_url, exc))
     notes = []
     if aof != "yes":
         notes.append("appendonly is off: queued jobs and the ledger are lost if Redis restarts (set appendonly yes)")
@@ -67,22 +66,11 @@ def check_redis(settings: Settings) -> Check:
     return Check("redis", not notes, "answers, AOF on, noeviction" if not notes else "; ".join(notes))
 
 
-def _creatable(folder: Path) -> Path | None:
-    """The nearest existing ancestor of ``folder`` when it would let us create the rest, else None."""
-    for parent in folder.parents:
-        if parent.exists():
-            return parent if parent.is_dir() and os.access(parent, os.W_OK | os.X_OK) else None
-    return None
-
-
 def check_folder(settings: Settings) -> Check:
     folder = settings.watch_folder
     if not folder.exists():
-        parent = _creatable(folder)
-        if parent is None:
-            return Check("watch folder", False, f"{folder} does not exist and cannot be created by uid {os.getuid()}; "
-                                                "create it, or fix WATCH_FOLDER (is a drive unmounted?)")
-        return Check("watch folder", True, f"{folder} does not exist yet; the watcher creates it when it starts")
+        return Check("watch folder", False, f"{folder.absolute()} does not exist: create it (mkdir -p {shlex.quote(str(folder.absolute()))}), "
+                                            "or fix WATCH_FOLDER (a typo? a drive not mounted?)")
     if not folder.is_dir():
         return Check("watch folder", False, f"{folder} is not a folder; fix WATCH_FOLDER")
     if not os.access(folder, os.R_OK | os.X_OK):
@@ -195,16 +183,15 @@ STEPS: list[tuple[str, Callable[[Settings], Check], tuple[str, ...]]] = [
 def load_for_checks() -> tuple[Check, Settings | None]:
     """The settings check, and settings good enough for the other checks even when it failed.
 
-    The folder is checked by :func:`check_folder` (not created here), so it is not a need; a
+    The folder is checked by :func:`check_folder`, so it is not a need here; a
     missing token or board fails the settings line and the Miro check, not the others.
     """
     try:
-        settings = load_settings(needs=(Need.MIRO,), create_folder=False)
-        if not load_env().get("WATCH_FOLDER", "").strip():
-            raise SettingsError("WATCH_FOLDER", "is not set; expected the folder to watch for images (a path)")
+        check_required(load_env(), (Need.MIRO, Need.FOLDER))  # named with the rest; whether it exists is check_folder's
+        settings = load_settings(needs=(Need.MIRO,))
     except SettingsError as exc:
         try:
-            return Check("settings", False, str(exc)), load_settings(needs=(), create_folder=False)
+            return Check("settings", False, str(exc)), load_settings(needs=())
         except SettingsError:
             return Check("settings", False, str(exc)), None
     return Check("settings", True, f"board {settings.miro_board_id}, folder {settings.watch_folder}, mode {settings.upload_mode.value}"), settings
@@ -231,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
             try:
                 check = step(settings)
             except redis.RedisError as exc:  # the checks that read what workers left in Redis
-                check = Check(name, False, f"not checked: Redis does not answer ({type(exc).__name__})")
+                check = Check(name, False, f"not checked: Redis does not answer ({redis_down.reason(exc)}; see the redis line)")
         checks.append(check)
         print(check.line(), flush=True)
     failed = [c for c in checks if not c.ok]

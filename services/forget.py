@@ -14,7 +14,7 @@ from pathlib import Path
 import redis
 
 from shared.ledger import Ledger
-from shared.settings import Need, SettingsError, load_settings
+from shared.settings import Need, load_settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,9 +33,7 @@ def relative(folder: Path, given: str) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = load_settings(needs=(Need.FOLDER,), create_folder=False)
-    if not settings.miro_board_id:
-        raise SettingsError("MIRO_BOARD_ID", "is not set; expected the board id, the part after /app/board/ in the board's address")
+    settings = load_settings(needs=(Need.BOARD, Need.FOLDER))
     connection = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
     ledger = Ledger(connection, settings.miro_board_id)
     ledger.migrate()

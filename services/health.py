@@ -17,7 +17,7 @@ import urllib.request
 
 import redis
 
-from shared import keys
+from shared import keys, redis_down
 from shared.settings import load_settings
 
 KEY_OF = {"worker": keys.worker_alive, "watcher": keys.watcher_alive}
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         found = alive_on_host(redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2), args.service, host)
     except redis.RedisError as exc:
-        print(f"{args.service}: Redis does not answer ({type(exc).__name__})")
+        print(f"{args.service}: {redis_down.problem(settings.redis_url, exc)}")
         return 1
     print(f"{args.service} on {host}: " + (f"{len(found)} alive" if found else "none alive"))
     return 0 if found else 1

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import redis
 
-from shared import keys
+from shared import keys, redis_down
 from shared.log import configure, get_logger, register_secrets
 from shared.oauth import InvalidGrant, OAuthClient, OAuthError, OAuthUnavailable, authorize_url
 from shared.settings import SettingsError, load_settings
@@ -92,6 +92,9 @@ def run(args: argparse.Namespace) -> int:
                                               "of an app with expiring tokens (the app's settings page)")
     configure(settings.log_level, settings.log_format)
     register_secrets(settings.secrets)
+    # The pair is stored in Redis: find out it is away now, not once Miro's one-time code is spent
+    # (a RedisError here is the CLI's one line).
+    redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=5).ping()
     state = secrets.token_urlsafe(16)
     codes: queue.Queue = queue.Queue()
 
@@ -154,8 +157,8 @@ def _store(settings, code: str, redirect_uri: str, how: str) -> int:
         lifted = bool(connection.exists(keys.AUTH_BLOCKED))
         hold.lift(connection)
     except redis.RedisError as exc:
-        print(f"miro-sync login: cannot store the token pair in Redis ({type(exc).__name__}); check REDIS_URL "
-              "and run it again (this code is used up)", file=sys.stderr)
+        print(f"miro-sync login: cannot store the token pair: {redis_down.problem(settings.redis_url, exc)}; "
+              "then run it again (this code is used up)", file=sys.stderr)
         return 1
     log.info("oauth.login", via=how, generation=generation, expires_in=pair.lifetime, hold_lifted=lifted)
     print(f"✔ stored a new Miro token pair (access token lives {pair.lifetime or 0:g} s, refreshed automatically)"

@@ -11,15 +11,17 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
-from collections.abc import Iterator
-from typing import cast
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, cast
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import redis
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
-from shared import keys
+from shared import keys, redis_down
 from shared import metrics as m
 from shared.log import configure, get_logger
 from shared.status import credits_left
@@ -36,13 +38,9 @@ class RedisCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         connection, board = self.reader.connection, self.reader.settings.miro_board_id
-        try:
-            yield from self._counters(connection)
-            yield from self._gauges(connection, board)
-        except redis.RedisError as exc:
-            # An empty scrape (and `up` still 1) would look like zero; fail the scrape instead.
-            log.warning("metrics.redis_unavailable", error=str(exc))
-            raise
+        # Redis away fails the whole scrape (see serving_app): an empty one (and `up` still 1) would look like zero.
+        yield from self._counters(connection)
+        yield from self._gauges(connection, board)
 
     def _counters(self, connection: redis.Redis) -> Iterator[Metric]:
         for counter in m.COUNTERS:
@@ -82,12 +80,39 @@ def build_registry(reader: StatusReader) -> CollectorRegistry:
     return registry
 
 
+def serving_app(registry: CollectorRegistry, redis_url: str) -> Callable:
+    """prometheus_client's WSGI app; a scrape while Redis is away gets a 503 with the one line, not a traceback."""
+    inner = make_wsgi_app(registry)
+    reminder = redis_down.Reminder()
+
+    def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        try:
+            return inner(environ, start_response)  # it collects everything before it starts the response
+        except redis.RedisError as exc:
+            if reminder.due():
+                log.warning("redis.unavailable", **redis_down.fields(redis_url, exc))
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain; charset=utf-8")])
+            return [(redis_down.problem(redis_url, exc) + "\n").encode()]
+
+    return app
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # a line per scrape says nothing
+        pass
+
+
 def run(args: argparse.Namespace) -> int:
     settings = settings_for_reading()
     configure(settings.log_level, settings.log_format)
     bind = args.bind or settings.metrics_bind
     host, _, port = bind.rpartition(":")
-    server, thread = start_http_server(int(port), addr=host or "127.0.0.1", registry=build_registry(StatusReader(settings)))
+    reader = StatusReader(settings)
+    redis_down.say_if_down(reader.connection, settings.redis_url, log, "scrapes answer 503 with this line")
+    app = serving_app(build_registry(reader), settings.redis_url)
+    server = make_server(host or "127.0.0.1", int(port), app, ThreadingWSGIServer, handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True, name="metrics-http")
+    thread.start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -2,7 +2,8 @@
 
 A job names its file by its path relative to the watch folder (the job's description); PATH may
 be given that way, or as a path to the file inside WATCH_FOLDER. A retried job starts with a fresh
-retry horizon. Exit code 1 when a PATH has no failed job, else 0.
+retry horizon. A PATH with no failed job is explained: not in the folder, rejected as bad (and
+why), or nothing to retry. Exit code 1 when a PATH has no failed job, else 0.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry
 
 from shared.jobs import upload_queue
+from shared.ledger import Ledger
 from shared.log import get_logger
-from shared.settings import Settings, load_settings
+from shared.settings import Need, Settings, load_settings
 
 log = get_logger("retry")
 
@@ -64,17 +66,32 @@ def requeue(connection: redis.Redis, settings: Settings, paths: list[str] | None
     return done, missing
 
 
+def no_job(connection: redis.Redis, settings: Settings, relpath: str) -> str:
+    """Why ``relpath`` has no failed job, and what to do instead."""
+    try:
+        st = (settings.watch_folder / relpath).stat()
+    except OSError:
+        return f"not in the watch folder ({settings.watch_folder}); give its path inside WATCH_FOLDER"
+    ledger = Ledger(connection, settings.miro_board_id)
+    reason = ledger.rejection(relpath, st.st_size, st.st_mtime_ns)
+    if reason is not None:
+        return f"rejected as a bad file ({reason}), so never retried; replace it with a good copy and it is taken by itself"
+    if ledger.path(relpath) is not None:
+        return "nothing to retry: it is on the board"
+    return "nothing to retry: no failed job (queued or uploading? see miro-sync status)"
+
+
 def run(args: argparse.Namespace) -> int:
     if bool(args.all) == bool(args.paths):
         print("miro-sync retry: give PATH... or --all", file=sys.stderr)
         return 2
-    settings = load_settings(needs=())
+    settings = load_settings(needs=() if args.all else (Need.BOARD, Need.FOLDER))  # a PATH is looked up in both
     connection = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=10)
     done, missing = requeue(connection, settings, None if args.all else list(args.paths))
     for path in done:
         print(f"✔ requeued {path}")
     for path in missing:
-        print(f"✘ {path}: no failed job for this file")
+        print(f"✘ {path}: {no_job(connection, settings, path)}")
     if not done and not missing:
         print("no failed jobs")
     return 1 if missing else 0

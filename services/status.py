@@ -15,10 +15,11 @@ from typing import Any
 
 import redis
 
+from shared import redis_down
 from shared.jobs import upload_queue
 from shared.log import register_secrets
 from shared.ratelimit import CreditLimiter
-from shared.settings import Settings, SettingsError, load_settings
+from shared.settings import Need, Settings, load_settings
 from shared.status import Status, summarize
 from shared.status_read import read_snapshot
 
@@ -32,9 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def settings_for_reading() -> Settings:
     """The settings a read-only command needs: Redis, the queue and the board id (no token, no folder)."""
-    settings = load_settings(needs=())
-    if not settings.miro_board_id:
-        raise SettingsError("MIRO_BOARD_ID", "is not set; expected the board id, the part after /app/board/ in the board's address")
+    settings = load_settings(needs=(Need.BOARD,))
     register_secrets(settings.secrets)
     return settings
 
@@ -104,8 +103,7 @@ def run(args: argparse.Namespace) -> int:
             return watch(reader.read, as_json if args.json else None, REDRAW_SECONDS)
         status = reader.read()
     except redis.RedisError as exc:
-        where = settings.redis_url.split("@")[-1]
-        print(f"miro-sync status: no answer from Redis at {where} ({type(exc).__name__}); is the stack running?", file=sys.stderr)
+        print(f"miro-sync status: {redis_down.problem(settings.redis_url, exc)}", file=sys.stderr)
         return 2
     print(as_json(status) if args.json else render_text(status), flush=True)
     return 0 if status.healthy else 1

@@ -22,10 +22,13 @@ import redis
 from shared import keys
 from shared.ledger import SCHEMA, Ledger
 from shared.plan import Action, DeleteVerdict, decide, judge_deletions
-from shared.settings import DuplicatePolicy, FolderMode, Need, SettingsError, load_settings
+from shared.settings import DuplicatePolicy, FolderMode, Need, load_settings
 
 VERBS = {"upload": "upload", "update": "update", "retitle": "retitle", "move": "move", "remove": "remove",
-         "duplicate": "skip as duplicate", "held": "hold (mass-delete guard)"}
+         "held": "hold (mass-delete guard)", "duplicate": "skip as duplicate"}
+SUMMARY = {"upload": "upload {n}", "update": "update {n}", "retitle": "retitle {n}", "move": "move {n}", "remove": "remove {n}",
+           "held": "hold {n}", "duplicate": "skip {n} duplicates"}
+"""The totals line: "would upload 1, update 0, ...": said as what would happen, since nothing did."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -88,9 +91,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.dry_run:
         print("miro-sync sync: only --dry-run is offered; `miro-sync up` (or watch + worker) keeps the board in step", file=sys.stderr)
         return 2
-    settings = load_settings(needs=(Need.FOLDER,), create_folder=False)
-    if not settings.miro_board_id:
-        raise SettingsError("MIRO_BOARD_ID", "is not set; expected the board id, the part after /app/board/ in the board's address")
+    settings = load_settings(needs=(Need.BOARD, Need.FOLDER))
     connection = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
     ledger = Ledger(connection, settings.miro_board_id)
     schema = cast("bytes | None", connection.get(keys.ledger_schema(settings.miro_board_id)))
@@ -98,14 +99,12 @@ def run(args: argparse.Namespace) -> int:
         print("miro-sync sync: the ledger is in the old layout; start the watcher or a worker once to upgrade it", file=sys.stderr)
         return 2
     steps = plan(settings, ledger)
-    totals = Counter(verb for verb, _, _ in steps)
+    counted = Counter(verb for verb, _, _ in steps)
+    totals = {verb: counted[verb] for verb in VERBS}  # every one, 0 too: a script reads the same keys every time
     if args.json:
         print(json.dumps({"dry_run": True, "steps": [{"action": v, "path": p, "detail": d} for v, p, d in steps], "totals": totals}))
         return 0
     for verb, path, detail in steps:
         print(f"would {VERBS[verb]}: {path}" + (f" ({detail})" if detail else ""))
-    summary = ", ".join(f"{totals.get(v, 0)} {name}" for v, name in
-                        (("upload", "uploaded"), ("update", "updated"), ("retitle", "retitled"), ("move", "moved"),
-                         ("remove", "removed"), ("held", "held"), ("duplicate", "duplicates")))
-    print(f"dry run, nothing written: {summary}")
+    print("dry run, nothing written: would " + ", ".join(SUMMARY[verb].format(n=n) for verb, n in totals.items()))
     return 0

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import redis
 
+from services.sandbox.control import board_page_url
 from shared.log import configure, get_logger, redact, register_secrets
 from shared.processes import free_port, stop_all
 from shared.settings import SettingsError, load_env, load_settings
@@ -32,7 +33,7 @@ SANDBOX_BOARD = "sandbox-board="
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2, help="number of upload workers (default 2)")
     parser.add_argument("--sandbox", action="store_true", help="use the local Miro and ngrok stand-ins instead of Miro")
-    parser.add_argument("--folder", help="watch folder (default: WATCH_FOLDER)")
+    parser.add_argument("--folder", help="watch folder, created if missing (default: WATCH_FOLDER, which must exist)")
     parser.add_argument("--state-dir", default=".state", help="where the private Redis and the sandbox keep data (default .state)")
     parser.add_argument("--sandbox-port", type=int, default=8765, help="sandbox Miro API and board page port (default 8765)")
     parser.add_argument("--image-port", type=int, default=8000, help="image server port (default 8000)")
@@ -190,6 +191,12 @@ def run(args: argparse.Namespace) -> int:
     state_dir = Path(args.state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     if args.folder:
+        # The one folder anything creates: the one named here (`make demo`'s ./inbox). A WATCH_FOLDER
+        # that does not exist stays an error, so a typo cannot become an empty, "everything deleted" folder.
+        try:
+            Path(args.folder).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SettingsError("--folder", f"({args.folder}) cannot be created: {exc.strerror}") from None
         env["WATCH_FOLDER"] = str(Path(args.folder).resolve())
     env.setdefault("URL_SIGNING_SECRET", _signing_secret(state_dir))
     env.setdefault("IMAGE_SERVER_BIND", f"127.0.0.1:{args.image_port}")
@@ -247,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
         for i in range(args.workers):
             stack.start(f"worker-{i + 1}", me + ["worker"], env)
         if args.sandbox:
-            board_page = f"http://127.0.0.1:{args.sandbox_port}/boards/{env['MIRO_BOARD_ID']}"
+            board_page = board_page_url(sandbox_url, env["MIRO_BOARD_ID"])  # as the sandbox's own banner prints it
             log.info("stack.ready", folder=env.get("WATCH_FOLDER"), board_page=board_page)
             print(f"\nDrop images into {env.get('WATCH_FOLDER')} and watch them arrive at {board_page}\n", file=sys.stderr, flush=True)
         while not stopping:

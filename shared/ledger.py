@@ -192,6 +192,11 @@ class Ledger:
         raw = self.redis.hget(self._released, relpath)
         return json.loads(raw) if raw else None
 
+    def iter_released(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every (path, record) of an item left on the board after its file went (see :meth:`release`)."""
+        for field_name, raw in self.redis.hscan_iter(self._released, count=_CHUNK):
+            yield _text(field_name), json.loads(raw)
+
     # --- write side (worker) ----------------------------------------------------------------
     def reserve_slot(self, relpath: str, folder: str | None = None) -> int:
         """The slot for this path (in the root grid, or in ``folder``'s frames): atomic, unique, the same on every retry."""
@@ -280,6 +285,12 @@ class Ledger:
             entry: dict[str, int] | None = json.loads(value) if value else None
             out.append(bool(entry and entry["size"] == size and entry["mtime_ns"] == mtime_ns))
         return out
+
+    def rejection(self, relpath: str, size: int, mtime_ns: int) -> str | None:
+        """Why this version of the file was refused as bad; None when it was not."""
+        raw = self.redis.hget(keys.rejected(self.board_id), relpath)
+        entry = json.loads(raw) if raw else None
+        return str(entry["reason"]) if entry and (entry["size"], entry["mtime_ns"]) == (size, mtime_ns) else None
 
     def forget(self, relpath: str) -> bool:
         """Drop ``relpath``'s entry (and a rejection) so the next scan uploads the file again."""

@@ -96,6 +96,7 @@ class LogLevel(StrEnum):
 
 class Need(str, Enum):
     MIRO = "miro"  # token and board
+    BOARD = "board"  # the board id alone (it keys the ledger): commands that read Redis, the watcher
     FOLDER = "folder"  # the watch folder
 
 
@@ -215,14 +216,15 @@ class Settings:
     """Every setting, in the order `.env.example` lists them within each section."""
 
     miro_access_token: str = setting(
-        "MIRO_ACCESS_TOKEN", _TOKEN_DOC, REQUIRED, default="", secret=True,  # required unless MIRO_CLIENT_ID: see load_settings
+        "MIRO_ACCESS_TOKEN", _TOKEN_DOC, REQUIRED, default="", secret=True, expected=_TOKEN_EXPECTED,
+        # needed by Need.MIRO unless MIRO_CLIENT_ID is set: see check_required
     )
     miro_board_id: str = setting(
         "MIRO_BOARD_ID", "The board id: the part after /app/board/ in the board's address, e.g. uXjVOabc123=", REQUIRED,
-        default="", needed_by=Need.MIRO, expected="the board id, the part after /app/board/ in the board's address",
+        default="", needed_by=Need.BOARD, expected="the board id, the part after /app/board/ in the board's address",
     )
     watch_folder: Path = setting(
-        "WATCH_FOLDER", "The folder to watch (created if missing). Docker Compose sets it itself (/data/inbox): use WATCH_FOLDER_HOST there.",
+        "WATCH_FOLDER", "The folder to watch (it must exist). Docker Compose sets it itself (/data/inbox): use WATCH_FOLDER_HOST there.",
         REQUIRED, default=Path("."), needed_by=Need.FOLDER, expected="the folder to watch for images (a path)", example="./inbox",
     )
     miro_client_id: str = setting(
@@ -250,6 +252,7 @@ class Settings:
     )
     url_signing_secret: str | None = setting(
         "URL_SIGNING_SECRET", "Secret for the image server's signed URLs (needed for the url route): openssl rand -hex 32", ROUTE, default=None, secret=True,
+        needed_by=Need.SIGNING, expected="a secret of at least 16 characters for signed image URLs (e.g. `openssl rand -hex 32`)",
     )
     url_ttl_seconds: int = setting("URL_TTL_SECONDS", "How long a signed URL stays valid, seconds (30..86400).", ROUTE, default=600, minimum=30, maximum=86400)
     probe_interval: int = setting(
@@ -428,16 +431,17 @@ def load_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
 def load_settings(
     needs: Iterable[Need] = (Need.MIRO, Need.FOLDER),
     environ: Mapping[str, str] | None = None,
-    create_folder: bool = True,
 ) -> Settings:
-    """Read and validate every setting; raise :class:`SettingsError` on the first problem."""
+    """Read and validate every setting; raise :class:`SettingsError` on the first problem.
+
+    Missing required settings come first, all of them in one error, in their order of declaration:
+    every command with nothing set says the same thing (what it needs of the same list).
+    """
     env = load_env(environ)
-    needs = set(needs)
+    needs = _implied(needs)
     r = _Reader(env, needs)
-    # Checked first, so a service with nothing set names the token before anything else.
     _check_oauth_client(env)
-    if Need.MIRO in needs and not env.get("MIRO_CLIENT_ID", "").strip():
-        r.required("MIRO_ACCESS_TOKEN", _TOKEN_EXPECTED)
+    check_required(env, needs)
     values = {f.name: r.read(var, kind) for f, var, kind in declared(Settings)}
     if values["miro_token_key"] is not None:
         _check_fernet_key(values["miro_token_key"])
@@ -457,8 +461,26 @@ def load_settings(
     if 2 * grid.padding >= min(grid.cell_width, grid.cell_height):
         raise SettingsError("GRID_PADDING", f"({grid.padding}) leaves no room in a {grid.cell_width}x{grid.cell_height} cell")
     if Need.FOLDER in needs:
-        values["watch_folder"] = _prepare_folder(values["watch_folder"], create_folder)
+        values["watch_folder"] = _check_folder(values["watch_folder"])
     return Settings(**values, grid=grid, other_secrets=tuple(env.get(name, "") for name in OTHER_SECRETS))
+
+
+def _implied(needs: Iterable[Need]) -> set[Need]:
+    needs = set(needs)
+    return needs | {Need.BOARD} if Need.MIRO in needs else needs
+
+
+def check_required(env: Mapping[str, str], needs: Iterable[Need]) -> None:
+    """Raise one :class:`SettingsError` naming every required setting these needs leave unset, in declaration order."""
+    needs = _implied(needs)
+    token_needed = Need.MIRO in needs and not env.get("MIRO_CLIENT_ID", "").strip()  # an OAuth app's token lives in Redis
+    missing = [var for _, var, _ in declared(Settings)
+               if (var.needed_by in needs or (token_needed and var.env == "MIRO_ACCESS_TOKEN")) and not env.get(var.env, "").strip()]
+    if len(missing) == 1:
+        raise SettingsError(missing[0].env, f"is not set; expected {missing[0].expected}")
+    if missing:
+        names = ", ".join(var.env for var in missing[:-1]) + " and " + missing[-1].env
+        raise SettingsError(names, "are not set (.env.example lists them); expected " + "; ".join(f"{var.env}: {var.expected}" for var in missing))
 
 
 def _check_oauth_client(env: Mapping[str, str]) -> None:
@@ -488,12 +510,16 @@ def _check_fernet_key(key: str) -> None:
                                               "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`") from None
 
 
-def _prepare_folder(folder: Path, create: bool) -> Path:
+def _check_folder(folder: Path) -> Path:
+    """The watch folder, which must exist: never created here, so a typo cannot become an empty folder
+    whose emptiness reads as every picture deleted (only `miro-sync up --folder` makes its own)."""
     try:
-        if create:
-            folder.mkdir(parents=True, exist_ok=True)
+        folder.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        raise SettingsError("WATCH_FOLDER", f"({folder.absolute()}) does not exist; create it, or fix WATCH_FOLDER "
+                                            "(a typo? a drive not mounted?)") from None
     except OSError as exc:
-        raise SettingsError("WATCH_FOLDER", f"({folder}) cannot be created: {exc.strerror}") from None
+        raise SettingsError("WATCH_FOLDER", f"({folder.absolute()}) cannot be read by this user (uid {os.getuid()}): {exc.strerror}") from None
     if not folder.is_dir():
         raise SettingsError("WATCH_FOLDER", f"({folder}) is not a folder")
     if not os.access(folder, os.R_OK | os.X_OK):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from services.gunicorn_app import run_gunicorn
+from shared import redis_down
 from shared.log import configure, get_logger, register_secrets
 from shared.settings import Need, load_settings
 
@@ -31,5 +32,6 @@ def run(args: argparse.Namespace) -> int:
     register_secrets(settings.secrets)
     bind = args.bind or settings.image_server_bind
     app = create_app(settings)
+    redis_down.say_if_down(app.extensions["redis"], settings.redis_url, log, "pictures are served; /healthz answers 503")
     log.info("image_server.start", bind=bind, folder=str(settings.watch_folder), workers=args.workers)
     return run_gunicorn(app, bind=bind, workers=args.workers, threads=args.threads, proc_name="miro-sync-image-server")

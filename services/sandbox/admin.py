@@ -12,6 +12,7 @@ from urllib.parse import quote
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
 
 from . import geometry, render
+from .control import board_page_url
 from .faults import FaultError
 from .store import Item
 
@@ -129,5 +130,5 @@ def board_page(board_id: str):
 
 @bp.get("/")
 def index():
-    boards = [(b, f"/boards/{quote(b, safe='')}") for b in sandbox().store.board_ids()]
+    boards = [(b, board_page_url("", b)) for b in sandbox().store.board_ids()]
     return render_template("index.html", boards=boards)

@@ -11,6 +11,12 @@ from urllib.parse import quote
 import requests
 
 
+def board_page_url(base: str, board_id: str) -> str:
+    """The board page's address, as every banner prints it: "=" (in every Miro board id) is kept readable,
+    as a path allows; anything else unusual is escaped."""
+    return f"{base.rstrip('/')}/boards/{quote(board_id, safe='=')}"
+
+
 class SandboxControl:
     def __init__(self, url: str, timeout: float = 10.0) -> None:
         self.url = url.rstrip("/")
@@ -23,7 +29,7 @@ class SandboxControl:
         return resp.json()
 
     def board_page(self, board_id: str) -> str:
-        return f"{self.url}/boards/{quote(board_id, safe='')}"
+        return board_page_url(self.url, board_id)
 
     def items(self, board_id: str) -> list[dict[str, Any]]:
         """Every item of a board, with ``bytes_sha256``, ``bytes_len``, ``fetched_user_agent``, ``board_position``..."""

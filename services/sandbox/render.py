@@ -11,6 +11,7 @@ import time
 from typing import Any
 from urllib.parse import quote
 
+from .control import board_page_url
 from .store import Item
 
 
@@ -97,7 +98,7 @@ def board(base: str, board_id: str, created_at: float, owner_id: str) -> dict[st
     return {
         "id": board_id, "type": "board", "name": f"Sandbox board {board_id}",
         "description": "A local stand-in for a Miro board (miro-sync sandbox)",
-        "viewLink": f"{base}/boards/{quote(board_id, safe='')}",
+        "viewLink": board_page_url(base, board_id),
         "team": {"id": "3458764500000000000", "name": "Sandbox team", "type": "team"},
         "owner": owner, "createdBy": owner, "modifiedBy": owner,
         "currentUserMembership": {**owner, "role": "owner"},

@@ -22,6 +22,16 @@ LOOKUPS = 6
 """How many settle periods a vanished file without a ledger entry (yet) is looked up again."""
 
 
+HELD_ADVICE = {
+    # Never "apply them" here: these deletions are what a missing or unmounted folder looks like.
+    DeleteVerdict.FOLDER_GONE: "nothing deleted; check that the watch folder is mounted and WATCH_FOLDER is right: "
+                               "its files count as present again as soon as they are back",
+    DeleteVerdict.TOO_MANY: "nothing deleted; if the files really were deleted, run `miro-sync check --fix --max-delete N` "
+                            "to apply them, or raise MAX_DELETE",
+}
+"""What the ``delete.held`` line tells a person to do, by why the deletions are held."""
+
+
 class Deletions:
     def __init__(self, settle_seconds: float, max_delete: int) -> None:
         self.settle_seconds = settle_seconds
@@ -80,8 +90,7 @@ class Deletions:
             verdict = judge_deletions(known, self.max_delete, folder_has_entries())
             if verdict is not DeleteVerdict.PROCEED:
                 self._held = verdict
-                log.warning("delete.held", count=known, max_delete=self.max_delete, reason=verdict.value,
-                            action="nothing deleted; run `miro-sync check --fix` to apply them, or raise MAX_DELETE")
+                log.warning("delete.held", count=known, max_delete=self.max_delete, reason=verdict.value, action=HELD_ADVICE[verdict])
                 return []
         else:
             return []

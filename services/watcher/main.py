@@ -16,12 +16,12 @@ import time
 
 import redis
 
-from shared import keys
+from shared import keys, redis_down
 from shared.jobs import upload_queue
 from shared.ledger import Ledger
 from shared.log import configure, get_logger, register_secrets
 from shared.preflight import check_board
-from shared.settings import Need, SettingsError, load_settings
+from shared.settings import Need, load_settings
 
 from .observer import start_observer
 from .watcher import EVENT_TYPES, Watcher
@@ -64,9 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # The watcher uploads nothing: it needs the board id (the ledger's key) but not the token.
-    settings = load_settings(needs=(Need.FOLDER,))
-    if not settings.miro_board_id:
-        raise SettingsError("MIRO_BOARD_ID", "is not set; expected the board id, the part after /app/board/ in the board's address")
+    settings = load_settings(needs=(Need.BOARD, Need.FOLDER))
     register_secrets(settings.secrets)
     configure(settings.log_level, settings.log_format)
     if settings.miro_access_token or settings.oauth:
@@ -92,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
     )
 
     watcher.progress_every = settings.scan_progress_seconds
+    watcher.redis_url = settings.redis_url
     liveness = Liveness(connection)
     watcher.heartbeat = liveness.beat
 
@@ -101,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    if not _wait_for_redis(connection, stop):
+    if not redis_down.wait_until_answers(connection, settings.redis_url, log, pause=stop.wait, give_up_after=REDIS_WAIT_SECONDS):
         return 0 if stop.is_set() else 1
     watcher.ledger.migrate()  # a ledger of the first layout is brought into the path model, once
 
@@ -133,21 +132,3 @@ def run(args: argparse.Namespace) -> int:
         return 1
     log.info("watch.stopped")
     return 0
-
-
-def _wait_for_redis(connection: redis.Redis, stop: threading.Event) -> bool:
-    deadline = time.monotonic() + REDIS_WAIT_SECONDS
-    warned = False
-    while True:
-        try:
-            connection.ping()
-            return True
-        except redis.RedisError as exc:
-            if time.monotonic() >= deadline:
-                log.error("redis.unavailable", error=str(exc), waited=REDIS_WAIT_SECONDS)
-                return False
-            if not warned:
-                log.warning("redis.waiting", error=str(exc))
-                warned = True
-            if stop.wait(1.0):
-                return False

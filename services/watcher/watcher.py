@@ -45,6 +45,7 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 
+from shared import redis_down
 from shared.jobs import enqueue_removal, enqueue_upload
 from shared.ledger import Ledger
 from shared.log import get_logger
@@ -116,6 +117,8 @@ class Watcher:
     """Seconds between two progress lines of a long full scan."""
     heartbeat: Callable[[], None] = staticmethod(lambda: None)
     """Called between scan chunks, so a long scan still shows the watcher alive."""
+    redis_url: str = ""
+    """Named (without its password) in the line that says Redis went away."""
 
     def __init__(
         self,
@@ -195,7 +198,7 @@ class Watcher:
         except redis.RedisError as exc:
             if not self._redis_down:
                 self._redis_down = True
-                log.warning("redis.unavailable", error=str(exc))
+                log.warning("redis.unavailable", **redis_down.fields(self.redis_url, exc))
 
     # --- events -------------------------------------------------------------------------------
     def _relative(self, path: str | bytes) -> str | None:

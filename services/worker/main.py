@@ -18,6 +18,7 @@ import uuid
 import redis
 from rq import Queue, SimpleWorker
 
+from shared import redis_down
 from shared.jobs import upload_queue
 from shared.log import configure, get_logger, register_secrets
 from shared.preflight import check_board
@@ -62,23 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-checks", action="store_true", help="do not check the token and board at start-up")
 
 
-def wait_for_redis(connection: redis.Redis, timeout: float | None = None) -> None:
-    """Block until Redis answers (compose may start us first); one log line, not one per try."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    delay, announced = 0.2, False
-    while True:
-        try:
-            connection.ping()
-            return
-        except redis.RedisError as exc:
-            redis_trouble()
-            if not announced:
-                log.warning("redis.waiting", error=str(exc))
-                announced = True
-            if deadline is not None and time.monotonic() > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 5)
+def wait_for_redis(connection: redis.Redis, url: str) -> None:
+    """Block until Redis answers (compose may start us first), saying so every 30 s meanwhile."""
+    redis_down.wait_until_answers(connection, url, log, pause=time.sleep, on_failure=redis_trouble)
 
 
 def _after_broken_loop(connection: redis.Redis, queue: Queue, worker: MiroSyncWorker) -> None:
@@ -118,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     name = args.name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     ctx = WorkerContext(settings=settings, redis=connection, worker_name=name)
     set_context(ctx)
-    wait_for_redis(connection)
+    wait_for_redis(connection, settings.redis_url)
     ctx.ledger.migrate()  # a ledger of the first layout is brought into the path model, once
 
     if not args.skip_checks:
@@ -153,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
                 break
             # RQ leaves its loop on an unexpected Redis error (e.g. Redis restarting): wait, tidy
             # up what the broken loop left (its registration, the job it was running), go on.
-            wait_for_redis(connection)
+            wait_for_redis(connection, settings.redis_url)
             _after_broken_loop(connection, queue, worker)
     finally:
         verifier.stop()

@@ -10,12 +10,13 @@ BASE = {"MIRO_ACCESS_TOKEN": "token-123456", "MIRO_BOARD_ID": "uXjVOabc=", "MIRO
 
 @pytest.fixture
 def env(tmp_path):
+    (tmp_path / "inbox").mkdir()
     return dict(BASE, WATCH_FOLDER=str(tmp_path / "inbox"))
 
 
-def test_defaults_and_folder_created(env, tmp_path):
+def test_defaults(env, tmp_path):
     s = load_settings(environ=env)
-    assert s.watch_folder == (tmp_path / "inbox").resolve() and s.watch_folder.is_dir()
+    assert s.watch_folder == (tmp_path / "inbox").resolve()
     assert s.upload_mode is UploadMode.AUTO
     assert s.redis_url == "redis://localhost:6379/0"
     assert s.max_upload_bytes == 6 * 1024 * 1024
@@ -95,24 +96,42 @@ def test_image_server_settings_load_without_a_secret_but_never_with_a_short_one(
 
 def test_dotenv_file_is_read_and_environment_wins(tmp_path):
     env_file = tmp_path / "my.env"
+    (tmp_path / "w").mkdir()
     lines = ["MIRO_ACCESS_TOKEN=from-file-123", "MIRO_BOARD_ID=fromfile", f"WATCH_FOLDER={tmp_path / 'w'}", "GRID_COLUMNS=4", ""]
     env_file.write_text("\n".join(lines))
     s = load_settings(environ={"MIRO_SYNC_ENV_FILE": str(env_file), "GRID_COLUMNS": "7"})
     assert s.miro_access_token == "from-file-123" and s.grid.columns == 7
 
 
-# Each service requires only what it uses: the watcher needs no token, the image server holds none.
-@pytest.mark.parametrize(
-    "command,expected", [("watch", "WATCH_FOLDER"), ("worker", "MIRO_ACCESS_TOKEN"), ("serve", "WATCH_FOLDER"), ("up", "MIRO_ACCESS_TOKEN")]
-)
-def test_each_service_stops_with_one_line_and_exit_2(command, expected, tmp_path):
+# With nothing set, each command names what it needs of the one list, in the same order (the
+# declarations'), all in one line: the watcher needs no token, the image server holds none.
+@pytest.mark.parametrize("command,expected", [
+    (["watch"], "MIRO_BOARD_ID and WATCH_FOLDER are not set"),
+    (["worker"], "MIRO_ACCESS_TOKEN, MIRO_BOARD_ID and WATCH_FOLDER are not set"),
+    (["serve"], "WATCH_FOLDER and URL_SIGNING_SECRET are not set"),
+    (["up"], "MIRO_ACCESS_TOKEN, MIRO_BOARD_ID and WATCH_FOLDER are not set"),
+    (["check"], "MIRO_ACCESS_TOKEN, MIRO_BOARD_ID and WATCH_FOLDER are not set"),
+    (["sync", "--dry-run"], "MIRO_BOARD_ID and WATCH_FOLDER are not set"),
+    (["forget", "a.png"], "MIRO_BOARD_ID and WATCH_FOLDER are not set"),
+    (["status"], "MIRO_BOARD_ID is not set"),
+    (["metrics"], "MIRO_BOARD_ID is not set"),
+])
+def test_each_command_with_nothing_set_names_what_it_needs_in_one_line(command, expected, tmp_path):
     env = {"PATH": "/usr/bin:/bin", "MIRO_SYNC_ENV_FILE": "/nonexistent", "HOME": str(tmp_path)}
-    proc = subprocess.run(MIRO_SYNC + [command], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    proc = subprocess.run(MIRO_SYNC + command, env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert expected in lines[0] and "is not set" in lines[0]
+    assert lines[0].startswith(f"miro-sync {command[0]}: configuration error: {expected}"), lines[0]
+
+
+def test_a_watch_folder_that_does_not_exist_is_an_error_and_is_not_created(env, tmp_path):
+    typo = tmp_path / "inbx"
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ=env | {"WATCH_FOLDER": str(typo)})
+    assert err.value.variable == "WATCH_FOLDER" and str(typo) in str(err.value) and "does not exist" in str(err.value)
+    assert not typo.exists()
 
 
 # --- an app with expiring tokens -------------------------------------------------------------------

@@ -12,6 +12,7 @@ from tests.fixtures.procs import MIRO_SYNC
 @pytest.mark.parametrize("command", ["worker", "watch"])
 @pytest.mark.parametrize("token,board,expected", [("wrong-token", None, "401"), (None, "noSuchBoard=", "404")])
 def test_wrong_token_or_board_stops_the_service(sandbox, redis_url, tmp_path, command, token, board, expected):
+    (tmp_path / "in").mkdir()
     env = {
         "PATH": "/usr/bin:/bin", "MIRO_SYNC_ENV_FILE": "/nonexistent", "REDIS_URL": redis_url, "WATCH_FOLDER": str(tmp_path / "in"),
         "MIRO_API_URL": sandbox.url, "MIRO_ACCESS_TOKEN": token or sandbox.token, "MIRO_BOARD_ID": board or sandbox.board_id,

@@ -10,6 +10,7 @@ TOKEN = "ngrok-authtoken-1234567890abcdef"
 
 
 def run_up(tmp_path, env_extra: dict[str, str]) -> subprocess.CompletedProcess:
+    (tmp_path / "in").mkdir(exist_ok=True)
     env = {
         "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MIRO_SYNC_ENV_FILE": "/nonexistent", "LOG_FORMAT": "text",
         "MIRO_ACCESS_TOKEN": "tok-123456", "MIRO_BOARD_ID": "board=", "WATCH_FOLDER": str(tmp_path / "in"),

@@ -97,7 +97,7 @@ def test_redis_down(healthy, tmp_path):
 def test_bad_settings_is_a_red_line_and_every_check_still_printed(tmp_path):
     proc = doctor({"MIRO_SYNC_ENV_FILE": "/nonexistent", "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}, tmp_path)
     assert proc.returncode != 0
-    assert proc.stdout.strip().startswith("✘ settings: MIRO_ACCESS_TOKEN is not set")
+    assert proc.stdout.strip().startswith("✘ settings: MIRO_ACCESS_TOKEN, MIRO_BOARD_ID and WATCH_FOLDER are not set")
     checks = [line for line in proc.stdout.splitlines() if line[:1] in "✔✘"]
     assert [c.split(":")[0][2:] for c in checks] == ["settings", "redis", "watch folder", "miro token and board", "tunnel",
                                                      "pictures awaiting verification", "tunnel circuit"], proc.stdout
@@ -112,9 +112,10 @@ def test_missing_folder_every_check_still_printed(healthy, tmp_path):
     assert [c.split(":")[0][2:] for c in checks] == ["settings", "redis", "watch folder", "miro token and board", "tunnel",
                                                      "pictures awaiting verification", "tunnel circuit"], proc.stdout
     line = line_for(proc.stdout, "watch folder")
-    # As .env.example says: the watcher creates it; the doctor only says so, and creates nothing.
-    assert line.startswith("✔") and "does not exist yet" in line and "creates it" in line, line
-    assert proc.returncode == 0, proc.stdout
+    # A typo in WATCH_FOLDER, or a drive not mounted: red, with the fix; nothing is created.
+    assert line.startswith("✘") and f"{missing} does not exist" in line and "mkdir -p" in line and "WATCH_FOLDER" in line, line
+    assert proc.returncode == 1, proc.stdout
+    assert line_for(proc.stdout, "miro token and board").startswith("✔"), proc.stdout
     assert not missing.exists() and not missing.parent.exists()
 
 

@@ -110,9 +110,20 @@ def test_dry_run_prints_every_kind_of_change_and_writes_nothing(tmp_path, redis_
     lines = set(proc.stdout.splitlines())
     assert {"would upload: new.png", "would update: edited.png", "would retitle: renamed-now.png (from renamed.png)",
             "would move: sub/moved.png (from moved.png)", "would remove: deleted.png (ON_DELETE=keep)"} <= lines, proc.stdout
-    assert "dry run, nothing written: 1 uploaded, 1 updated, 1 retitled, 1 moved, 1 removed, 0 held, 0 duplicates" in lines
+    assert "dry run, nothing written: would upload 1, update 1, retitle 1, move 1, remove 1, hold 0, skip 0 duplicates" in lines
     assert _snapshot(redis_client) == before
     assert requests.get(f"{sandbox.url}/_sandbox/requests", timeout=5).json() == requests_before
+
+
+def test_dry_run_with_nothing_to_do_gives_every_total(tmp_path, redis_url):
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    env = {"MIRO_SYNC_ENV_FILE": "/nonexistent", "WATCH_FOLDER": str(folder), "REDIS_URL": redis_url, "MIRO_BOARD_ID": BOARD}
+    proc = cli(env, "sync", "--dry-run", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["totals"] == {"upload": 0, "update": 0, "retitle": 0, "move": 0, "remove": 0, "held": 0, "duplicate": 0}
+    text = cli(env, "sync", "--dry-run").stdout
+    assert text == "dry run, nothing written: would upload 0, update 0, retitle 0, move 0, remove 0, hold 0, skip 0 duplicates\n", text
 
 
 def test_forget_makes_the_next_scan_upload_again(local_stack):
@@ -130,3 +141,17 @@ def test_forget_makes_the_next_scan_upload_again(local_stack):
     item = local_stack.wait_items(1)[0]
     assert item["id"] != first["id"] and item["data"]["title"] == "again.png"
     assert cli(local_stack.service_env(), "forget", "never.png").returncode == 1
+
+
+def test_an_item_kept_after_its_file_was_deleted_is_reported_as_kept_not_foreign(local_stack):
+    local_stack.env.update({"DELETE_SETTLE_SECONDS": "0.5", "FOLDERS": "flat"})  # ON_DELETE=keep, the default
+    local_stack.start()
+    for i in range(2):
+        make_image(local_stack.folder / f"p{i}.png", seed=i)
+    local_stack.wait_items(2)
+    (local_stack.folder / "p0.png").unlink()  # its item stays on the board; its ledger entry goes
+    wait_for(lambda: local_stack.ledger().released("p0.png"), 30, what=lambda: local_stack.log()[-2000:])
+    code, found = check(local_stack)
+    assert code == 0 and found["in_sync"] and (found["kept"], found["not_ours"]) == (1, 0), found
+    text = cli(local_stack.service_env(), "check").stdout
+    assert "1 kept after its file was deleted (ON_DELETE=keep)" in text and "0 not made by miro-sync" in text, text

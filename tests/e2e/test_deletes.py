@@ -78,6 +78,8 @@ def test_the_guard_holds_a_mass_delete_with_one_line(local_stack):
     wait_for(lambda: "delete.held" in local_stack.log(), 30, what=lambda: local_stack.log()[-3000:])
     time.sleep(2)
     assert local_stack.log().count("delete.held") == 1 and "count=5" in local_stack.log()
+    held = next(line for line in local_stack.log().splitlines() if "delete.held" in line)
+    assert "miro-sync check --fix --max-delete N" in held, held  # real deletions, more than the limit: how to apply them
     assert deletes(local_stack) == [] and len(local_stack.items()) == len(items)
     assert len(local_stack.ledger().all_items()) == 6  # nothing forgotten either
 
@@ -88,5 +90,7 @@ def test_a_folder_that_empties_at_once_deletes_nothing(local_stack):
         (local_stack.folder / f"p{i}.png").unlink()  # as an unmounted share looks
     wait_for(lambda: "delete.held" in local_stack.log(), 30, what=lambda: local_stack.log()[-3000:])
     time.sleep(1.5)
-    assert "watch folder missing or empty" in local_stack.log()
+    held = next(line for line in local_stack.log().splitlines() if "delete.held" in line)
+    # What an unmounted share (or a typo'd folder) causes is never offered for applying: check the mount.
+    assert "watch folder missing or empty" in held and "mounted" in held and "--fix" not in held, held
     assert deletes(local_stack) == [] and len(local_stack.items()) == len(items)

@@ -154,8 +154,13 @@ def test_metrics_count_uploads_and_miro_errors(rig, run_with_trouble):
 
 
 def test_retry_brings_the_failed_job_back(rig, run_with_trouble):
-    done = cli(rig, "retry", "nothing-failed-here.png")
-    assert done.returncode == 1 and "no failed job" in done.stdout
+    # No failed job, for three reasons a person needs told apart.
+    done = cli(rig, "retry", "nothing-here.png", "broken.png", "top 1.png")
+    said = dict(line.split(": ", 1) for line in done.stdout.splitlines())
+    assert done.returncode == 1 and set(said) == {"✘ nothing-here.png", "✘ broken.png", "✘ top 1.png"}, done.stdout
+    assert said["✘ nothing-here.png"].startswith("not in the watch folder"), done.stdout
+    assert said["✘ broken.png"].startswith("rejected as a bad file (") and "replace it with a good copy" in said["✘ broken.png"], done.stdout
+    assert said["✘ top 1.png"] == "nothing to retry: it is on the board", done.stdout
     done = cli(rig, "retry", str(rig.folder / "refused.png"))  # a path to the file works too
     assert done.returncode == 0 and "requeued refused.png" in done.stdout, done.stdout + done.stderr
     rig.wait_items(5)

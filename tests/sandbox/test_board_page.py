@@ -20,6 +20,9 @@ IMAGES_JS = """JSON.stringify(Array.from(document.querySelectorAll('img.item')).
   id: i.dataset.itemId, title: i.title, complete: i.complete, naturalWidth: i.naturalWidth,
   broken: i.classList.contains('broken'), rect: i.getBoundingClientRect().toJSON()})))"""
 
+CAPTIONS_JS = """JSON.stringify(Array.from(document.querySelectorAll('.caption')).map(c => ({
+  id: c.dataset.itemId, text: c.textContent, visible: c.offsetHeight > 0, rect: c.getBoundingClientRect().toJSON()})))"""
+
 
 @pytest.fixture
 def browser(spawn, tmp_path):
@@ -50,6 +53,12 @@ def test_board_page_renders_each_picture_at_its_place(sandbox, miro, browser, im
     assert (r["x"], r["y"]) != (b["x"], b["y"])
     assert r["x"] + r["width"] <= b["x"]  # red spans board x -580..-180 (inside the frame), blue 750..1050
     assert browser.evaluate("document.querySelectorAll('div.frame').length") == 1
+    # Each title is shown, small, under its picture (not only as a tooltip).
+    captions = {c["id"]: c for c in json.loads(browser.evaluate(CAPTIONS_JS))}
+    for item, title in ((red, "red.png"), (blue, "blue.jpg")):
+        picture, caption = shown[item["id"]]["rect"], captions[item["id"]]
+        assert caption["text"] == title and caption["visible"], caption
+        assert abs(caption["rect"]["top"] - (picture["y"] + picture["height"])) <= 3 and caption["rect"]["x"] == picture["x"], (caption, picture)
 
 
 def test_board_page_shows_a_non_image_as_broken_and_follows_new_items(sandbox, miro, browser, image_origin):
@@ -65,3 +74,4 @@ def test_board_page_shows_a_non_image_as_broken_and_follows_new_items(sandbox, m
 
     [item] = wait_for(broken, 20, what="the new item drawn as a broken picture")
     assert item["naturalWidth"] == 0
+    assert browser.evaluate("document.getElementById('summary').textContent").startswith("1 image, 0 frames")

@@ -387,7 +387,8 @@ def test_file_written_while_redis_is_down_is_queued_when_it_is_back(folder, star
     redis_server.stop()
     try:
         a = write(folder / "during-outage.png", PNG)
-        wait_for(lambda: events(proc, "redis.unavailable"), 10, what=f"the outage line\n{proc.output()}")
+        [outage] = wait_for(lambda: events(proc, "redis.unavailable"), 10, what=f"the outage line\n{proc.output()}")
+        assert outage["redis_url"] == redis_server.url and "REDIS_URL" in outage["fix"], outage  # which Redis, and what to do
     finally:
         redis_server.start()
     assert wait_queued(proc, redis_client, "during-outage.png", timeout=15) == version(a)

@@ -1,5 +1,6 @@
 // Draws the board from the sandbox admin JSON every second: frames as boxes, images as <img>
-// of the stored bytes, each at its place on the board, the whole board scaled to fit the window.
+// of the stored bytes with their title in small type under each, every item at its place on the
+// board, the whole board scaled to fit the window.
 (function () {
   "use strict";
   const canvas = document.getElementById("canvas");
@@ -7,6 +8,7 @@
   const itemsUrl = canvas.dataset.itemsUrl;
   const MARGIN = 40;      // px around the board's content
   const elements = new Map();  // item id -> element
+  const captions = new Map();  // image id -> the title shown under it
 
   function rect(item) {
     const w = item.geometry.width, h = item.geometry.height;
@@ -41,6 +43,20 @@
     return el;
   }
 
+  function caption(item) {
+    let el = captions.get(item.id);
+    if (!el) {
+      el = canvas.appendChild(document.createElement("div"));
+      el.className = "caption";
+      el.dataset.itemId = item.id;
+      captions.set(item.id, el);
+    }
+    el.textContent = item.data.title || "";
+    return el;
+  }
+
+  function plural(n, one, many) { return n + " " + (n === 1 ? one : many); }
+
   function draw(items) {
     const shown = items.filter(function (i) { return i.geometry && i.board_position; });
     const rects = shown.map(rect);
@@ -58,11 +74,19 @@
       el.style.top = (MARGIN + (r.y - minY) * scale) + "px";
       el.style.width = (r.w * scale) + "px";
       el.style.height = (r.h * scale) + "px";
+      if (item.type === "image") {
+        const c = caption(item);
+        c.style.left = el.style.left;
+        c.style.top = (MARGIN + (r.y + r.h - minY) * scale) + "px";
+        c.style.width = el.style.width;
+      }
     });
-    elements.forEach(function (el, id) { if (!seen.has(id)) { el.remove(); elements.delete(id); } });
+    [elements, captions].forEach(function (shownAs) {
+      shownAs.forEach(function (el, id) { if (!seen.has(id)) { el.remove(); shownAs.delete(id); } });
+    });
     const images = shown.filter(function (i) { return i.type === "image"; }).length;
-    summary.textContent = images + " images, " + (shown.length - images) + " frames · " +
-      new Date().toLocaleTimeString();
+    summary.textContent = plural(images, "image", "images") + ", " + plural(shown.length - images, "frame", "frames") +
+      " · " + new Date().toLocaleTimeString();
   }
 
   function poll() {
