@@ -41,3 +41,33 @@ def test_due_in_deadline_order_and_heap_stays_bounded():
     assert len(s._heap) < 200  # stale entries are dropped, not kept per touch
     assert s.next_deadline() == 1.0
     assert [p for p, _ in s.due(5)] == ["small.png", "big.png"]
+
+
+def test_a_folder_that_arrives_is_one_batch_ready_when_nothing_in_it_changed():
+    s = Settler(1.0)
+    s.arriving("trip", now=0.0)
+    s.arriving("trip/day 2", now=0.1)  # a folder inside joins the batch
+    for i, name in enumerate(["trip/b_21.png", "trip/day 2/a.png", "trip/b_00.png"]):
+        s.touch(name, now=0.2 + i * 0.4, signature=i)  # the copy goes on for a while
+    s.touch("elsewhere.png", now=0.2, signature=9)
+    assert s.due(1.2) == [("elsewhere.png", 9)]  # not held by the batch
+    assert s.due(1.9) == []  # b_21 settled long ago, but the folder did not
+    s.stir("trip/day 2/b.png.part", now=1.5)  # still being written to
+    assert s.due(2.4) == []
+    assert sorted(s.due(2.5)) == [("trip/b_00.png", 2), ("trip/b_21.png", 0), ("trip/day 2/a.png", 1)]
+    assert s.arrival_of("trip/b_99.png") is None  # arrived: a later file in it is on its own
+    s.touch("trip/late.png", now=3.0, signature=3)
+    assert s.due(4.0) == [("trip/late.png", 3)]
+
+
+def test_a_folder_that_goes_on_arriving_is_handed_over_after_the_limit():
+    s = Settler(1.0, arrival_limit=10.0)
+    s.arriving("tether", now=0.0)
+    for second in range(10):  # a camera writing into the folder it just made, faster than the settle time
+        s.touch(f"tether/{second}.jpg", now=float(second), signature=second)
+        assert s.due(float(second)) == [], second
+    assert s.next_deadline() == 10.0
+    assert [p for p, _ in s.due(10.0)] == [f"tether/{n}.jpg" for n in range(10)]  # what landed by the limit, at once
+    assert s.arrival_of("tether/10.jpg") is None  # then each file on its own
+    s.touch("tether/10.jpg", now=10.5, signature=10)
+    assert s.due(11.5) == [("tether/10.jpg", 10)]
