@@ -130,7 +130,7 @@ def test_a_folder_copied_in_is_queued_in_name_order_with_its_cells_reserved_in_t
     w = make_watcher(close_events=True)
     folder = w.folder_path / "batch"
     folder.mkdir()
-    names = [f"b_{i:02d}.png" for i in range(12)]
+    names = [f"b_{i}.png" for i in range(12)]  # b_2 before b_10: not the order of the strings
     order = random.Random(3).sample(names, len(names))  # a copy writes in no particular order
     for name in order[:2]:  # copied with their times kept (cp -p) before the watcher looked
         (folder / name).write_bytes(png((names.index(name), 1, 1)))
