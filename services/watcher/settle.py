@@ -18,6 +18,11 @@ from collections.abc import Hashable
 
 Signature = Hashable  # (size, mtime_ns) or anything comparable the caller chooses
 
+BATCH_GRACE = 0.05
+"""Seconds: files that fall due this soon after the first one due are handed over with it. A poll that
+finds several new files touches them milliseconds apart; together, they are queued in name order. (Early
+is safe: the caller compares the signature with a fresh stat, and a file still changing waits again.)"""
+
 ARRIVAL_LIMIT = 60.0
 """Seconds a folder may go on arriving: then what landed so far is handed over, and later files in it
 are on their own. A long copy, or a tethered camera writing into a folder it just made, is not held
@@ -93,7 +98,7 @@ class Settler:
         out: list[tuple[str, Signature]] = []
         while True:
             self._drop_stale()
-            if not self._heap or self._heap[0][0] > now:
+            if not self._heap or self._heap[0][0] > (now + BATCH_GRACE if out else now):
                 break
             _, relpath = heapq.heappop(self._heap)
             _, signature = self._pending.pop(relpath)

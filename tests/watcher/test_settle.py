@@ -69,3 +69,14 @@ def test_a_folder_that_goes_on_arriving_is_handed_over_after_the_limit():
     assert sorted(p for p, _ in s.due(10.0)) == sorted(f"tether/{n}.jpg" for n in range(19))  # what landed and settled by then
     assert s.arrival_of("tether/20.jpg") is None  # then each file on its own
     assert s.due(10.5) == [("tether/19.jpg", 19)]
+
+
+def test_files_falling_due_milliseconds_apart_come_out_together():
+    s = Settler(1.0)
+    for n, name in enumerate(["b_10.png", "b_2.png", "b_1.png"]):  # one poll found them, touched a few ms apart
+        s.touch(name, now=n * 0.01, signature=n)
+    assert s.due(0.99) == []
+    assert sorted(p for p, _ in s.due(1.0)) == ["b_1.png", "b_10.png", "b_2.png"]
+    s.touch("later.png", now=1.0, signature=3)
+    s.touch("much-later.png", now=1.5, signature=4)
+    assert s.due(2.0) == [("later.png", 3)]  # not everything pending: only what is due within the grace
