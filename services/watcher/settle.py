@@ -96,6 +96,7 @@ class Settler:
         whole, in one call.
         """
         out: list[tuple[str, Signature]] = []
+        waiting: list[tuple[float, str, Signature]] = []
         while True:
             self._drop_stale()
             if not self._heap or self._heap[0][0] > (now + BATCH_GRACE if out else now):
@@ -104,11 +105,13 @@ class Settler:
             _, signature = self._pending.pop(relpath)
             folder = self.arrival_of(relpath)
             ready_at = min(self._arrivals[folder], self._arrived_by[folder]) if folder is not None else now
-            if ready_at > now:  # its batch is still arriving: wait with it
-                self._pending[relpath] = (ready_at, signature)
-                heapq.heappush(self._heap, (ready_at, relpath))
+            if ready_at > now:  # its batch is still arriving: it waits with it (put back below, not popped again here)
+                waiting.append((ready_at, relpath, signature))
                 continue
             out.append((relpath, signature))
+        for ready_at, relpath, signature in waiting:
+            self._pending[relpath] = (ready_at, signature)
+            heapq.heappush(self._heap, (ready_at, relpath))
         for folder, still_at in list(self._arrivals.items()):
             if min(still_at, self._arrived_by[folder]) <= now:
                 del self._arrivals[folder], self._arrived_by[folder]  # arrived: a later file in it is on its own

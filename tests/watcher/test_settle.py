@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from services.watcher.settle import Settler
 
 
@@ -71,6 +73,7 @@ def test_a_folder_that_goes_on_arriving_is_handed_over_after_the_limit():
     assert s.due(10.5) == [("tether/19.jpg", 19)]
 
 
+@pytest.mark.timeout(10)
 def test_files_falling_due_milliseconds_apart_come_out_together():
     s = Settler(1.0)
     for n, name in enumerate(["b_10.png", "b_2.png", "b_1.png"]):  # one poll found them, touched a few ms apart
@@ -80,3 +83,6 @@ def test_files_falling_due_milliseconds_apart_come_out_together():
     s.touch("later.png", now=1.0, signature=3)
     s.touch("much-later.png", now=1.5, signature=4)
     assert s.due(2.0) == [("later.png", 3)]  # not everything pending: only what is due within the grace
+    s.arriving("copy", now=2.5)
+    s.touch("copy/a.png", now=2.51, signature=5)  # its folder is still 10 ms after the file: within the grace
+    assert s.due(3.5) == [("much-later.png", 4)] and s.due(3.51) == [("copy/a.png", 5)]
