@@ -297,7 +297,8 @@ class Settings:
     watch_mode: WatchMode = setting("WATCH_MODE", _WATCH_MODE_DOC, WATCHING, default=WatchMode.AUTO)
     poll_interval: float = setting("POLL_INTERVAL", "Seconds between polls (polling mode).", WATCHING, default=1.0, minimum=0.1)
     settle_seconds: float = setting(
-        "SETTLE_SECONDS", "Seconds a file must stay unchanged before it is queued when no close event tells us it is complete.", WATCHING,
+        "SETTLE_SECONDS", "Seconds a file must stay unchanged before it is queued when no close event tells us it is complete; and a\n"
+        "folder that appears (a copy): its files are queued together, in name order, once it has been unchanged this long.", WATCHING,
         default=1.0, minimum=0.0,
     )
     rescan_interval: float = setting(

@@ -58,11 +58,16 @@ class Settler:
         self._pending.pop(relpath, None)
 
     # --- folders that arrive --------------------------------------------------------------------------
-    def arriving(self, folder: str, now: float) -> None:
-        """``folder`` just appeared: what lands in it is one batch (a folder inside an arriving one joins that)."""
-        if not self.stir(folder, now):
-            self._arrivals[folder] = now + self.settle_seconds
-            self._arrived_by[folder] = now + self.arrival_limit
+    def arriving(self, folder: str, now: float) -> bool:
+        """``folder`` just appeared: what lands in it is one batch (a folder inside an arriving one joins that).
+
+        True when this starts a batch of its own.
+        """
+        if self.stir(folder, now):
+            return False
+        self._arrivals[folder] = now + self.settle_seconds
+        self._arrived_by[folder] = now + self.arrival_limit
+        return True
 
     def arrival_of(self, relpath: str) -> str | None:
         """The outermost arriving folder that holds ``relpath`` (or is it), if any."""

@@ -245,7 +245,8 @@ class Watcher:
         elif isinstance(event, DirCreatedEvent):
             # A folder copied or moved in from elsewhere brings files that give no event of their
             # own, and a copy writes in no particular order: its files are one batch.
-            self.settler.arriving(rel, self.clock())
+            if self.settler.arriving(rel, self.clock()) and not ignore_reason(rel + "/x"):
+                log.info("folder.arriving", folder=printable(rel), reason=f"queued in name order once still for {self.settle_seconds:g} s")
             self._scan_subtree(rel)
         elif isinstance(event, FileClosedEvent):
             self._held.discard(rel)

@@ -97,6 +97,7 @@ def test_a_copied_folder_is_one_frame_in_name_order_that_grows(local_stack, spaw
     local_stack.wait_items(COUNT + 3)
     local_stack.wait_idle()
     assert re.search(r"file\.queued.*batch/b_45\.png.*trigger=closed", local_stack.log())
+    assert local_stack.log().count("folder.arriving folder=batch") == 1
     grown = next(i for i in all_items(local_stack) if i["id"] == batch["id"])
     assert grown["geometry"]["height"] == (frame_rows(GRID, COUNT) + 1) * GRID.cell_height
     assert box(grown).top == box(batch).top and box(grown).left == box(batch).left and len(resizes()) == before + 1

@@ -47,8 +47,8 @@ def test_due_in_deadline_order_and_heap_stays_bounded():
 
 def test_a_folder_that_arrives_is_one_batch_ready_when_nothing_in_it_changed():
     s = Settler(1.0)
-    s.arriving("trip", now=0.0)
-    s.arriving("trip/day 2", now=0.1)  # a folder inside joins the batch
+    assert s.arriving("trip", now=0.0)
+    assert not s.arriving("trip/day 2", now=0.1)  # a folder inside joins the batch
     for i, name in enumerate(["trip/b_21.png", "trip/day 2/a.png", "trip/b_00.png"]):
         s.touch(name, now=0.2 + i * 0.4, signature=i)  # the copy goes on for a while
     s.touch("elsewhere.png", now=0.2, signature=9)
