@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 
 import pytest
 
@@ -73,7 +74,7 @@ def test_a_batch_reserved_at_once_costs_one_create_and_no_resize(small, sandbox)
     assert cells == {f"b_{i}.png": child_center(small.settings.grid, i) for i in range(5)}
 
 
-def test_a_rename_gives_back_the_cell_reserved_for_the_new_name(small, sandbox):
+def test_a_rename_or_a_duplicate_gives_back_the_cell_reserved_for_the_new_name(small, sandbox):
     ledger = small.ctx.ledger
     small.sync(*add(small, "a.png", 1))
     ledger.reserve_slot("renamed.png")  # the watcher, queueing the new name
@@ -81,6 +82,11 @@ def test_a_rename_gives_back_the_cell_reserved_for_the_new_name(small, sandbox):
     st = os.stat(small.folder / "renamed.png")
     assert small.sync("renamed.png", st.st_size, st.st_mtime_ns).outcome == "moved"
     assert ledger.reserved(None) == 1  # the item kept cell 0; cell 1 is free again
+    ledger.reserve_slot("copy.png")
+    shutil.copyfile(small.folder / "renamed.png", small.folder / "copy.png")
+    st = os.stat(small.folder / "copy.png")
+    assert small.sync("copy.png", st.st_size, st.st_mtime_ns).outcome == "duplicate"  # DUPLICATES=skip: shows cell 0
+    assert ledger.reserved(None) == 1
     small.sync(*add(small, "next.png", 2))
     assert ledger.path("next.png").slot == 1  # no hole
 
