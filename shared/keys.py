@@ -50,7 +50,9 @@ def intent(board_id: str, relpath: str) -> str:
 
 
 def slots(board_id: str) -> str:
-    """Hash: relative path -> root-grid slot reserved for it (kept across retries, dropped on move)."""
+    """Hash: relative path -> the slot reserved for it, in the root grid or its folder's frame (kept
+    across retries, dropped on move). The watcher reserves it when it queues the file, so cells follow
+    the queue's order whichever worker gets there first."""
     return f"{_board(board_id)}:slots"
 
 
@@ -60,23 +62,41 @@ def next_slot(board_id: str) -> str:
 
 
 def folder_next_slot(board_id: str, folder: str) -> str:
-    """Counter: the next free slot of a subfolder's frames (``FOLDERS=frames``)."""
+    """Counter: the next free slot of a subfolder's frame (``FOLDERS=frames``)."""
     return f"{_board(board_id)}:next-slot:{folder}"
 
 
+def free_slots(board_id: str, folder: str | None) -> str:
+    """Set: slots of the root grid (``folder`` None) or a folder's frame that were reserved and given back
+    (the path's item kept its old cell, or showed another's); the counter steps back over them at its end."""
+    return f"{_board(board_id)}:free-slots" + (f":{folder}" if folder is not None else "")
+
+
 def frames(board_id: str) -> str:
-    """Hash: frame key (``folder:<relpath>#<part>``, ``archive#<part>``) -> JSON {id, title, x, y}."""
+    """Hash: frame key -> JSON {id, title, x, y, rows}. ``folder:<relpath>``: a folder's growing frame
+    (``rows`` tall); ``folder:<relpath>#<part>``: the fixed-size frames of the earlier layout, and
+    ``archive#<part>`` (no ``rows``)."""
     return f"{_board(board_id)}:frames"
 
 
 def frame_index(board_id: str) -> str:
-    """Hash: frame key -> its place in the column of folder frames (reserved once, kept across retries)."""
+    """Hash: frame key -> its place in the stack of fixed-size folder frames (the earlier layout)."""
     return f"{_board(board_id)}:frame-index"
 
 
 def next_frame_index(board_id: str) -> str:
-    """Counter: the next free place in the column of folder frames."""
+    """Counter: the next free place in the stack of fixed-size folder frames (the earlier layout)."""
     return f"{_board(board_id)}:next-frame-index"
+
+
+def frame_column(board_id: str) -> str:
+    """Hash: folder -> its column right of the root grid (reserved once, with the folder's first slot)."""
+    return f"{_board(board_id)}:frame-column"
+
+
+def next_frame_column(board_id: str) -> str:
+    """Counter: the next free column; it starts at 1 on a board whose stack of fixed-size frames holds column 0."""
+    return f"{_board(board_id)}:next-frame-column"
 
 
 def frame_intent(board_id: str, frame_key: str) -> str:

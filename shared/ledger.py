@@ -80,7 +80,8 @@ class Intent:
     title: str
     at: float
     route: str = Route.FILE.value
-    frame: str | None = None  # the frame the item is made in (its slot is then a cell of that frame)
+    frame: str | None = None  # the frame the item is made in
+    cell: int | None = None  # the cell of that frame (absent in intents of the earlier version: slot % cells)
 
 
 _RESERVE_SLOT = """
@@ -89,6 +90,38 @@ if slot then return tonumber(slot) end
 slot = redis.call('INCR', KEYS[2]) - 1
 redis.call('HSET', KEYS[1], ARGV[1], slot)
 return slot
+"""
+
+# A folder's column right of the root grid, taken with its first slot (so folders that arrive together
+# get theirs in the order they are queued), unless the folder has fixed-size frames of the earlier layout.
+# KEYS: frame-column, next-frame-column, frame-index, next-frame-index; ARGV: folder
+_RESERVE_COLUMN = """
+local column = redis.call('HGET', KEYS[1], ARGV[1])
+if column then return tonumber(column) end
+if redis.call('HEXISTS', KEYS[3], 'folder:' .. ARGV[1] .. '#0') == 1 then return -1 end
+if redis.call('EXISTS', KEYS[2]) == 0 and tonumber(redis.call('GET', KEYS[4]) or '0') > 0 then
+  redis.call('SET', KEYS[2], 1)  -- column 0 holds the stack of fixed-size frames
+end
+column = redis.call('INCR', KEYS[2]) - 1
+redis.call('HSET', KEYS[1], ARGV[1], column)
+return column
+"""
+
+# KEYS: slots, counter, free set, intent(relpath); ARGV: relpath. An intent means an attempt may have
+# made an item in that cell: the cell is not free then.
+_GIVE_BACK = """
+if redis.call('EXISTS', KEYS[4]) == 1 then return -1 end
+local slot = redis.call('HGET', KEYS[1], ARGV[1])
+if not slot then return -1 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[3], slot)
+local top = tonumber(redis.call('GET', KEYS[2]) or '0')
+while top > 0 and redis.call('SISMEMBER', KEYS[3], top - 1) == 1 do
+  redis.call('SREM', KEYS[3], top - 1)
+  top = top - 1
+end
+redis.call('SET', KEYS[2], top)
+return tonumber(slot)
 """
 
 # KEYS: paths, content, intent(relpath); ARGV: relpath, entry json, sha, owner(1/0)
@@ -148,6 +181,8 @@ class Ledger:
         self._content = keys.ledger_content(board_id)
         self._released = keys.ledger_released(board_id)
         self._reserve = connection.register_script(_RESERVE_SLOT)
+        self._reserve_column = connection.register_script(_RESERVE_COLUMN)
+        self._give_back = connection.register_script(_GIVE_BACK)
         self._record = connection.register_script(_RECORD)
         self._move = connection.register_script(_MOVE)
         self._drop = connection.register_script(_DROP)
@@ -199,17 +234,47 @@ class Ledger:
 
     # --- write side (worker) ----------------------------------------------------------------
     def reserve_slot(self, relpath: str, folder: str | None = None) -> int:
-        """The slot for this path (in the root grid, or in ``folder``'s frames): atomic, unique, the same on every retry."""
-        counter = keys.next_slot(self.board_id) if folder is None else keys.folder_next_slot(self.board_id, folder)
-        return self.reserve(keys.slots(self.board_id), counter, relpath)
+        """The slot for this path (in the root grid, or in ``folder``'s frame): atomic, unique, the same on every retry.
+
+        The watcher calls it as it queues a new file and the worker as it places the item, so cells
+        follow the queue's order (see :func:`shared.layout.natural_key`) whichever worker is first.
+        """
+        slot = self.reserve(keys.slots(self.board_id), self._counter(folder), relpath)
+        if folder is not None:
+            self.frame_column(folder)
+        return slot
+
+    def frame_column(self, folder: str) -> int | None:
+        """``folder``'s column right of the root grid (reserved once); None: it has frames of the earlier layout."""
+        column = int(self._reserve_column(keys=[keys.frame_column(self.board_id), keys.next_frame_column(self.board_id),
+                                                keys.frame_index(self.board_id), keys.next_frame_index(self.board_id)],
+                                          args=[folder]))
+        return None if column < 0 else column
+
+    def reserved(self, folder: str | None) -> int:
+        """How many cells of the root grid (None) or of ``folder``'s frame are taken or reserved."""
+        return int(self.redis.get(self._counter(folder)) or 0)
+
+    def give_back(self, relpath: str, folder: str | None) -> int | None:
+        """``relpath``'s reserved slot went unused (its item kept its old cell, or it shows another path's).
+
+        A slot at the end of the counter is taken again by the next file; one in the middle stays empty.
+        Returns the slot given back, or None (nothing reserved, or an attempt may have made an item there).
+        """
+        slot = int(self._give_back(keys=[keys.slots(self.board_id), self._counter(folder), keys.free_slots(self.board_id, folder),
+                                         keys.intent(self.board_id, relpath)], args=[relpath]))
+        return None if slot < 0 else slot
+
+    def _counter(self, folder: str | None) -> str:
+        return keys.next_slot(self.board_id) if folder is None else keys.folder_next_slot(self.board_id, folder)
 
     def reserve(self, hash_key: str, counter_key: str, name: str) -> int:
         """``name``'s number from ``counter_key``, taken once and remembered in ``hash_key``."""
         return int(self._reserve(keys=[hash_key, counter_key], args=[name]))
 
-    def begin(self, relpath: str, slot: int, title: str, route: str, frame: str | None = None) -> None:
+    def begin(self, relpath: str, slot: int, title: str, route: str, frame: str | None = None, cell: int | None = None) -> None:
         """Record the intent to create an item, before calling Miro (see :meth:`intent`)."""
-        value = json.dumps(asdict(Intent(slot=slot, title=title, at=time.time(), route=route, frame=frame)))
+        value = json.dumps(asdict(Intent(slot=slot, title=title, at=time.time(), route=route, frame=frame, cell=cell)))
         self.redis.set(keys.intent(self.board_id, relpath), value)
 
     def abandon(self, relpath: str, legacy_key: str | None = None) -> None:

@@ -376,6 +376,11 @@ class MiroClient:
         body = {"data": {"title": title, "format": "custom", "type": "freeform"}, "position": position, "geometry": geometry}
         return self._call_object("POST", f"{_board_path(board_id)}/frames", json=body)
 
+    def update_frame(self, board_id: str, item_id: str, position: JsonObject, geometry: JsonObject) -> JsonObject:
+        """Move and/or resize a frame (``PATCH /frames/{id}``, Level 2); 200 with the frame."""
+        body = {"position": position, "geometry": geometry}
+        return self._call_object("PATCH", f"{_board_path(board_id)}/frames/{quote(item_id, safe='')}", json=body)
+
     # images
 
     def create_image_file(self, board_id: str, content: bytes, filename: str, content_type: str, data: JsonObject) -> JsonObject:

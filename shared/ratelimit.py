@@ -67,6 +67,7 @@ class Cost:
     LIST_PAGE = 100  # one page of GET /items (Level 2)
     BOARD_GET = 50  # GET /boards/{id} (Level 1)
     FRAME_CREATE = 100  # (Level 2)
+    FRAME_UPDATE = 100  # resize a growing frame (Level 2)
     DELETE = 500  # (Level 3)
 
 

@@ -179,8 +179,9 @@ class Grid:
     origin_x: int = setting("GRID_ORIGIN_X", "Board x of the grid's left edge.", LAYOUT, default=0)
     origin_y: int = setting("GRID_ORIGIN_Y", "Board y of the grid's top edge.", LAYOUT, default=0)
     frame_columns: int = setting(
-        "FRAME_COLUMNS", "Each subfolder's frame (and the archive frame): a grid of FRAME_COLUMNS x FRAME_ROWS cells of the size\n"
-        "above; a full frame is followed by a continuation frame (\"sub/folder (2)\"). FRAME_GAP: board units between frames.",
+        "FRAME_COLUMNS", "Each subfolder's frame: FRAME_COLUMNS cells (of the size above) wide, FRAME_ROWS rows tall at first, and a row\n"
+        "taller whenever it fills; each folder's frame hangs in a column of its own right of the grid. The archive frame:\n"
+        "FRAME_COLUMNS x FRAME_ROWS cells, a full one continued by \"miro-sync archive (2)\". FRAME_GAP: board units between frames.",
         LAYOUT, default=5, minimum=1, maximum=100,
     )
     frame_rows: int = setting("FRAME_ROWS", "", LAYOUT, default=4, minimum=1, maximum=100)
@@ -298,7 +299,8 @@ class Settings:
     watch_mode: WatchMode = setting("WATCH_MODE", _WATCH_MODE_DOC, WATCHING, default=WatchMode.AUTO)
     poll_interval: float = setting("POLL_INTERVAL", "Seconds between polls (polling mode).", WATCHING, default=1.0, minimum=0.1)
     settle_seconds: float = setting(
-        "SETTLE_SECONDS", "Seconds a file must stay unchanged before it is queued when no close event tells us it is complete.", WATCHING,
+        "SETTLE_SECONDS", "Seconds a file must stay unchanged before it is queued when no close event tells us it is complete; and a\n"
+        "folder that appears (a copy): its files are queued together, in name order, once it has been unchanged this long.", WATCHING,
         default=1.0, minimum=0.0,
     )
     rescan_interval: float = setting(

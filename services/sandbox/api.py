@@ -249,28 +249,14 @@ def get_resource(board_id: str, resource_id: str):
 @operation(LEVEL_2, WRITE)
 def create_frame(board_id: str):
     body = bodies.json_body()
-    bodies.check_keys(body, {"data", "style", "position", "geometry"})
-    data = body.get("data")
-    if not isinstance(data, dict):
-        raise invalid("data", "data is required and must be an object", reason="required")
-    bodies.check_keys(data, {"title", "format", "type", "showContent"}, "data")
-    if data.get("format", "custom") != "custom":
-        raise invalid("data.format", "data.format can only be custom when a frame is created")
-    if data.get("type", "freeform") != "freeform":
-        raise invalid("data.type", "data.type can only be freeform when a frame is created")
-    title = bodies.string(data.get("title", ""), "data.title")
-    style = body.get("style") or {}
-    if not isinstance(style, dict):
-        raise invalid("style", "style must be an object")
-    bodies.check_keys(style, {"fillColor"}, "style")
+    fields = _frame_fields(body, creating=True)
     x, y = geometry.read_position(body) or (0.0, 0.0)
     width, height = geometry.read_frame_geometry(body)
     sb = sandbox()
     item_id, _ = sb.store.new_ids()
     now, user = time.time(), render.user_id(g.token)
-    item = Item(id=item_id, board_id=board_id, type="frame", title=title, x=x, y=y, width=width, height=height,
-                created_at=now, created_by=user, modified_at=now, modified_by=user,
-                fill_color=bodies.string(style["fillColor"], "style.fillColor") if "fillColor" in style else None)
+    item = Item(id=item_id, board_id=board_id, type="frame", title=fields.get("title", ""), x=x, y=y, width=width, height=height,
+                created_at=now, created_by=user, modified_at=now, modified_by=user, fill_color=fields.get("fill_color"))
     sb.store.add(item)
     return jsonify(render.frame_item(base_url(), item)), 201
 
@@ -279,6 +265,23 @@ def create_frame(board_id: str):
 @operation(LEVEL_1, READ)
 def get_frame(board_id: str, item_id: str):
     return jsonify(render.frame_item(base_url(), _item(board_id, item_id, "frame")))
+
+
+@bp.patch("/boards/<board_id>/frames/<item_id>")
+@operation(LEVEL_2, WRITE)
+def update_frame(board_id: str, item_id: str):
+    frame = _item(board_id, item_id, "frame")
+    body = bodies.json_body()
+    changes = _frame_fields(body, creating=False)
+    position = geometry.read_position(body)
+    if position is not None:
+        changes["x"], changes["y"] = position
+    width, height = geometry.read_frame_resize(body)
+    changes |= {k: v for k, v in (("width", width), ("height", height)) if v is not None}
+    # ASSUMPTION: children keep their positions relative to the frame's top-left corner (the corner Miro
+    # measures them from), so a move or a resize that shifts that corner carries them along.
+    sandbox().store.update(frame, modified_at=time.time(), modified_by=render.user_id(g.token), **changes)
+    return jsonify(render.frame_item(base_url(), frame))
 
 
 @bp.delete("/boards/<board_id>/frames/<item_id>")
@@ -362,6 +365,32 @@ def _frame_box(board_id: str, frame_id: str | None) -> tuple[float, float, float
         return None
     frame = sandbox().store.get(board_id, frame_id)
     return (frame.x, frame.y, frame.width, frame.height) if frame else None
+
+
+def _frame_fields(body: dict[str, Any], creating: bool) -> dict[str, Any]:
+    """``title`` and ``fill_color`` from a frame create (``data`` required) or update body."""
+    bodies.check_keys(body, {"data", "style", "position", "geometry"})
+    data = body.get("data")
+    if data is None and not creating:
+        data = {}
+    if not isinstance(data, dict):
+        raise invalid("data", "data is required and must be an object" if creating else "data must be an object", reason="required")
+    bodies.check_keys(data, {"title", "format", "type", "showContent"}, "data")
+    when = " when a frame is created" if creating else ""
+    if data.get("format", "custom") != "custom":
+        raise invalid("data.format", f"data.format can only be custom{when}")
+    if data.get("type", "freeform") != "freeform":
+        raise invalid("data.type", f"data.type can only be freeform{when}")
+    style = body.get("style") or {}
+    if not isinstance(style, dict):
+        raise invalid("style", "style must be an object")
+    bodies.check_keys(style, {"fillColor"}, "style")
+    fields: dict[str, Any] = {}
+    if "title" in data or creating:
+        fields["title"] = bodies.string(data.get("title", ""), "data.title")
+    if "fillColor" in style:
+        fields["fill_color"] = bodies.string(style["fillColor"], "style.fillColor")
+    return fields
 
 
 def _parent(board_id: str, parent_id: str | None) -> str | None:

@@ -63,13 +63,18 @@ def read_image_geometry(body: dict[str, Any]) -> tuple[float | None, float | Non
 
 
 def read_frame_geometry(body: dict[str, Any]) -> tuple[float, float]:
+    """A new frame's size; a side not given is the default's."""
+    width, height = read_frame_resize(body)
+    return width or DEFAULT_FRAME_SIZE[0], height or DEFAULT_FRAME_SIZE[1]
+
+
+def read_frame_resize(body: dict[str, Any]) -> tuple[float | None, float | None]:
+    """The sides of a frame that are asked for (both may be set: a frame keeps no aspect ratio)."""
     geo = _object(body, "geometry") or {}
     unknown = set(geo) - {"width", "height"}
     if unknown:
         raise invalid("geometry", f"unknown geometry fields {sorted(unknown)}")
-    width = _positive(geo.get("width"), "geometry.width") or DEFAULT_FRAME_SIZE[0]
-    height = _positive(geo.get("height"), "geometry.height") or DEFAULT_FRAME_SIZE[1]
-    return width, height
+    return _positive(geo.get("width"), "geometry.width"), _positive(geo.get("height"), "geometry.height")
 
 
 def _positive(value: Any, field: str) -> float | None:

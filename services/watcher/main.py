@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         close_events=False,  # set once the observer is known
         delete_settle=settings.delete_settle,
         max_delete=settings.max_delete,
+        folders=settings.folders,
     )
 
     watcher.progress_every = settings.scan_progress_seconds

@@ -9,7 +9,13 @@ When is a file complete?
   ``SETTLE_SECONDS`` (:mod:`.settle`). Under inotify a new file that a process opens waits for
   that process's close instead, however slowly it writes;
 * the start-up scan and the periodic rescan (missed events, inotify overflows): files not in
-  the ledger, unless they changed within ``SETTLE_SECONDS`` (then the settle timer decides).
+  the ledger, unless they changed within ``SETTLE_SECONDS`` (then the settle timer decides);
+* a folder that appears (``cp -r``, a copy from a camera card): its files as one batch, once
+  nothing in it has changed for ``SETTLE_SECONDS`` (a minute at most; :mod:`.settle`), closed or not.
+
+Pictures that arrive together take their cells in name order (:func:`shared.layout.natural_key`):
+a scan walks each folder in that order, a batch the settle timer hands over is sorted, and the
+cell is reserved here, as the job is queued, so two workers finishing in any order keep it.
 
 Everything runs on one thread: the observer's thread only hands events over a queue, so the
 ledger, the settle timers and the debounce map need no locks. Scans go a chunk at a time and
@@ -47,8 +53,10 @@ from watchdog.events import (
 
 from shared import redis_down
 from shared.jobs import enqueue_removal, enqueue_upload
+from shared.layout import frame_folder, natural_key
 from shared.ledger import Ledger
 from shared.log import get_logger
+from shared.settings import FolderMode
 
 from .deletions import UNKNOWN, Deletions
 from .files import Candidate, Gone, NotAFile, Refused, examine
@@ -132,6 +140,7 @@ class Watcher:
         clock: Callable[[], float] = time.monotonic,
         delete_settle: float = 10.0,
         max_delete: int = 50,
+        folders: FolderMode = FolderMode.FRAMES,
     ) -> None:
         self.folder = folder
         self.ledger = ledger
@@ -140,6 +149,7 @@ class Watcher:
         self.rescan_interval = rescan_interval
         self.job_timeout = job_timeout
         self.close_events = close_events  # inotify: in-place writes end with a close event
+        self.folders = folders  # where a file's cell is: its folder's frame, or the root grid
         self.clock = clock
         self._held: set[str] = set()  # new files a process has open: their close decides
         self.inbox: queue.SimpleQueue[FileSystemEvent | None] = queue.SimpleQueue()
@@ -224,21 +234,30 @@ class Watcher:
                 return
             if event.is_directory:
                 self._scan_subtree(dest)
+            elif self.settler.stir(dest, self.clock()):
+                self._watch_settle(dest)  # into an arriving folder: with its batch
             else:
                 self.take(dest, Trigger.MOVED)
             return
         rel = self._relative(event.src_path)
         if rel is None:
             return
+        self.settler.stir(rel, self.clock())  # a copy into an arriving folder is still going on
         if isinstance(event, DirDeletedEvent):
             self._sweep(rel)
         elif isinstance(event, DirCreatedEvent):
-            # A folder moved in from elsewhere brings files that give no event of their own.
+            # A folder copied or moved in from elsewhere brings files that give no event of their
+            # own, and a copy writes in no particular order: its files are one batch.
+            if self.settler.arriving(rel, self.clock()) and not ignore_reason(rel + "/x"):
+                log.info("folder.arriving", folder=printable(rel), reason=f"queued in name order once still for {self.settle_seconds:g} s")
             self._scan_subtree(rel)
         elif isinstance(event, FileClosedEvent):
             self._held.discard(rel)
             self.settler.forget(rel)
-            self.take(rel, Trigger.CLOSED)
+            if self.settler.arrival_of(rel) is not None:
+                self._watch_settle(rel)  # with its batch
+            else:
+                self.take(rel, Trigger.CLOSED)
         elif isinstance(event, FileCreatedEvent):
             self._watch_settle(rel)
         elif isinstance(event, FileModifiedEvent):
@@ -274,7 +293,7 @@ class Watcher:
             self.settler.touch(rel, self.clock(), signature)
 
     def _settled(self) -> None:
-        for rel, signature in self.settler.due(self.clock()):
+        for rel, signature in sorted(self.settler.due(self.clock()), key=lambda due: natural_key(due[0])):
             now = _signature(os.path.join(self.folder, rel))
             if now is None:
                 self._report_vanished(rel)
@@ -336,6 +355,9 @@ class Watcher:
             # two, not one per save, so edits wait until the file is quiet for SETTLE_SECONDS.
             self.settler.touch(rel, self.clock(), version)
             return Taken.PENDING
+        if self.ledger.path(key) is None:
+            # Its cell, now: the queue's order is the order cells are taken in, whichever worker is first.
+            self.ledger.reserve_slot(rel, frame_folder(rel, self.folders))
         job = enqueue_upload(self.jobs, rel, outcome.size, outcome.mtime_ns, job_timeout=self.job_timeout)
         self._remember(key, version)
         if job is None:
@@ -457,8 +479,8 @@ class Watcher:
                 stats.rejected += 1
             elif seen.relpath in self.settler or seen.relpath in self._held:
                 stats.pending += 1
-            elif seen.mtime_ns > fresh_after:
-                # Written moments ago and maybe still being written: let the timer decide.
+            elif seen.mtime_ns > fresh_after or self.settler.arrival_of(seen.relpath) is not None:
+                # Written moments ago and maybe still being written (or in a batch still arriving): let the timer decide.
                 self.settler.touch(seen.relpath, self.clock(), (seen.size, seen.mtime_ns))
                 stats.pending += 1
             else:

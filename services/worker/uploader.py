@@ -33,13 +33,13 @@ from typing import Literal
 
 from shared import keys
 from shared.imagetype import SAFE_KINDS, BadImage, ImageInfo, carries_gps, inspect, prepare_upload
-from shared.layout import cell_of_child, child_center, fit_geometry, frame_capacity, frame_part, slot_center, slot_of_position
+from shared.layout import cell_of_child, child_center, fit_geometry, frame_capacity, frame_folder, slot_center, slot_of_position
 from shared.ledger import Delivery, Intent, ItemEntry, Route
 from shared.log import get_logger
 from shared.miro import MiroApiError, MiroNotFound, MiroRateLimited
 from shared.plan import Action, decide
 from shared.ratelimit import Cost
-from shared.settings import DuplicatePolicy, FolderMode, UploadMode
+from shared.settings import DuplicatePolicy, UploadMode
 
 from .context import WorkerContext
 from .frames import Frames
@@ -121,6 +121,14 @@ def _same_version(path: Path, size: int, mtime_ns: int) -> None:
 
 def path_exists(folder: Path, relpath: str) -> bool:
     return os.path.lexists(folder.joinpath(*PurePosixPath(relpath).parts))
+
+
+@dataclass(frozen=True)
+class _Place:
+    slot: int  # in the root grid, or in the folder's frame(s)
+    frame: str | None  # the id of the frame holding the item; None: the root grid
+    cell: int | None  # the cell inside that frame
+    position: dict  # Miro's position: board coordinates, or relative to the frame's top-left corner
 
 
 @dataclass(frozen=True)
@@ -228,6 +236,7 @@ class Uploader:
     def _duplicate(self, v: _Version, owner: str, owner_entry: ItemEntry) -> Result:
         entry = replace(owner_entry, size=v.size, mtime_ns=v.mtime_ns, delivery=Delivery.DUPLICATE.value, at=time.time(), dup_of=owner)
         self.ctx.ledger.record(v.relpath, entry)
+        self.ctx.ledger.give_back(v.relpath, self._folder(v.relpath))  # the cell the watcher reserved stays free
         log.info("file.duplicate", file=v.relpath, item_id=owner_entry.item_id, same_as=owner)
         return Result(Outcome.DUPLICATE, item_id=owner_entry.item_id, delivery=Delivery.DUPLICATE.value)
 
@@ -271,8 +280,8 @@ class Uploader:
             if folder is not None and not (entry.frame is not None and PurePosixPath(old).parent == PurePosixPath(v.relpath).parent):
                 # Into the new folder's frame, in a cell of its own. (Out of a frame to the root there
                 # is no documented call: such an item keeps its place and gets its new title.)
-                slot, frame, pos = self._place(v.relpath, folder)
-                position = pos
+                place = self._place(v.relpath, folder)
+                slot, frame, position = place.slot, place.frame, place.position
             self.ctx.limiter.acquire(Cost.IMAGE_WRITE)
             try:
                 self.ctx.miro.update_image(self.settings.miro_board_id, entry.item_id, title=v.title, position=position,
@@ -290,6 +299,8 @@ class Uploader:
             moved = replace(entry, size=v.size, mtime_ns=v.mtime_ns, slot=slot, frame=frame, at=time.time())
             if not ledger.move(old, v.relpath, moved):
                 return self._decide_and_do(v)
+            if position is None:  # the item kept its cell: the one the watcher reserved for the new name stays free
+                ledger.give_back(v.relpath, folder)
         log.info("file.moved", file=v.relpath, old=old, item_id=entry.item_id, frame=moved.frame)
         requeue_if_back(self.ctx, old, entry.item_id)  # renamed back while the item was being retitled
         return Result(Outcome.MOVED, item_id=entry.item_id, route=entry.route, delivery=entry.delivery)
@@ -297,23 +308,19 @@ class Uploader:
     # --- the create itself --------------------------------------------------------------------
     def _folder(self, relpath: str) -> str | None:
         """The subfolder whose frame holds ``relpath``'s item; None: the root grid."""
-        if self.settings.folders is FolderMode.FLAT:
-            return None
-        parent = PurePosixPath(relpath).parent.as_posix()
-        return None if parent == "." else parent
+        return frame_folder(relpath, self.settings.folders)
 
-    def _place(self, relpath: str, folder: str | None, slot: int | None = None) -> tuple[int, str | None, dict]:
-        """(slot, frame id, position) for a new item of ``relpath``; the frame is made if it is new."""
+    def _place(self, relpath: str, folder: str | None, slot: int | None = None) -> _Place:
+        """Where a new item of ``relpath`` goes; its folder's frame is made, or grown, if need be."""
         grid = self.settings.grid
         if slot is None:
-            slot = self.ctx.ledger.reserve_slot(relpath, folder)
+            slot = self.ctx.ledger.reserve_slot(relpath, folder)  # usually reserved already, by the watcher
         if folder is None:
             x, y = slot_center(grid, slot)
-            return slot, None, {"x": x, "y": y, "origin": "center"}
-        part, cell = frame_part(grid, slot)
-        frame = self.frames.for_folder(folder, part)
+            return _Place(slot, None, None, {"x": x, "y": y, "origin": "center"})
+        frame, cell = self.frames.for_slot(folder, slot)
         x, y = child_center(grid, cell)
-        return slot, frame.id, {"x": x, "y": y, "origin": "center"}
+        return _Place(slot, frame.id, cell, {"x": x, "y": y, "origin": "center"})
 
     def _create(self, v: _Version, keep: ItemEntry | None) -> Result:
         """A new item; with ``keep`` (the path's item was deleted on the board) in that item's cell."""
@@ -322,9 +329,10 @@ class Uploader:
         legacy = self._content_key(v.sha, relpath)
         if keep is not None:
             folder = None if keep.frame is None else self._folder(relpath)
-            slot, frame, position = self._place(relpath, folder, keep.slot)
+            place = self._place(relpath, folder, keep.slot)
         else:
-            slot, frame, position = self._place(relpath, self._folder(relpath))
+            place = self._place(relpath, self._folder(relpath))
+        slot, frame, position = place.slot, place.frame, place.position
         title = v.title
         data: dict = {"title": title, "position": position, "geometry": fit_geometry(grid, v.info.width, v.info.height)}
         if frame is not None:
@@ -349,7 +357,7 @@ class Uploader:
                 return Result(Outcome.UPLOADED, item_id=item_id, route=route, delivery=delivery.value)
 
         route = self._choose_route(v.path, v.info)
-        ledger.begin(relpath, slot, title, route.value, frame)
+        ledger.begin(relpath, slot, title, route.value, frame, place.cell)
         started = time.perf_counter()
         try:
             if route is Route.URL:
@@ -427,7 +435,9 @@ class Uploader:
             x, y = float(pos["x"]), float(pos["y"])
             if intent.frame is None and (item.get("parent") or {}).get("id") is None and slot_of_position(grid, x, y) == intent.slot:
                 return str(item["id"])
-            if intent.frame is not None and cell_of_child(grid, x, y) == intent.slot % frame_capacity(grid):
+            # No cell in the intent: written by the earlier version, whose frames held FRAME_COLUMNS x FRAME_ROWS cells.
+            cell = intent.cell if intent.cell is not None else intent.slot % frame_capacity(grid)
+            if intent.frame is not None and cell_of_child(grid, x, y) == cell:
                 return str(item["id"])
         return None
 

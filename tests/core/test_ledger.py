@@ -187,3 +187,31 @@ def test_concurrent_starts_migrate_once(redis_client):
 def test_an_empty_redis_is_marked_current(redis_client):
     assert Ledger(redis_client, "b=").migrate() == 0
     assert redis_client.get(keys.ledger_schema("b=")).decode() == SCHEMA
+
+
+def test_a_slot_given_back_at_the_end_is_taken_again_and_one_in_the_middle_stays_empty(redis_client):
+    ledger = Ledger(redis_client, "b=")
+    assert [ledger.reserve_slot(f"{n}.png") for n in "abcd"] == [0, 1, 2, 3]
+    assert ledger.give_back("d.png", None) == 3 and ledger.reserved(None) == 3  # a rename: its item kept its cell
+    assert ledger.give_back("b.png", None) == 1 and ledger.reserved(None) == 3  # a hole: c stays where it is
+    assert ledger.give_back("c.png", None) == 2 and ledger.reserved(None) == 1  # the end steps back over both
+    assert ledger.reserve_slot("e.png") == 1
+    assert ledger.give_back("nothing.png", None) is None
+    ledger.begin("e.png", 1, "e.png", "file")  # an attempt may have made an item there: not free
+    assert ledger.give_back("e.png", None) is None and ledger.reserve_slot("e.png") == 1
+    # A folder's frame has its own counter.
+    assert ledger.reserve_slot("sub/x.png", "sub") == 0 and ledger.give_back("sub/x.png", "sub") == 0
+    assert ledger.reserved("sub") == 0 and ledger.reserved(None) == 2
+
+
+def test_a_folder_gets_its_column_with_its_first_slot_and_old_frames_keep_column_0(redis_client):
+    ledger = Ledger(redis_client, "new=")
+    for path in ("b/1.png", "a/1.png", "b/2.png"):
+        ledger.reserve_slot(path, path.split("/")[0])
+    assert (ledger.frame_column("b"), ledger.frame_column("a"), ledger.frame_column("c")) == (0, 1, 2)
+    # A board laid out by the earlier version: fixed-size frames stacked in column 0.
+    old = Ledger(redis_client, "old=")
+    redis_client.hset(keys.frame_index("old="), mapping={"folder:batch#0": 0, "folder:batch#1": 1})
+    redis_client.set(keys.next_frame_index("old="), 2)
+    assert old.frame_column("batch") is None  # keeps its frames and their continuations
+    assert old.frame_column("new") == 1 and old.frame_column("newer") == 2

@@ -1,11 +1,7 @@
-"""shared.plan: the pure sync decisions, and the frame layout they rely on."""
+"""shared.plan: the pure sync decisions (the frame layout: test_layout.py)."""
 
-import itertools
-
-from shared.layout import archive_frame_center, cell_of_child, child_center, folder_frame_center, frame_part, frame_size
 from shared.ledger import ItemEntry
 from shared.plan import Action, DeleteVerdict, compare, decide, judge_deletions
-from shared.settings import Grid
 
 
 def entry(sha="a", item="1", dup_of=None, size=1, mtime=1):
@@ -37,21 +33,6 @@ def test_compare():
     assert (drift.missing_on_board, drift.changed, drift.orphaned, drift.dangling, drift.unsynced) == (
         ["missing"], ["changed"], ["orphan"], ["copy-gone", "dangling"], ["new"])
     assert not drift.in_sync and compare({"same": (1, 1)}, {"same": entry(item="1")}, {"1"}).in_sync
-
-
-def test_frames_never_overlap_each_other_or_the_grid_and_cells_stay_inside():
-    grid = Grid(columns=4, frame_columns=3, frame_rows=2)
-    w, h = frame_size(grid)
-    boxes = [(x - w / 2, y - h / 2, x + w / 2, y + h / 2) for x, y in
-             [folder_frame_center(grid, i) for i in range(6)] + [archive_frame_center(grid, p) for p in range(3)]]
-    root = (grid.origin_x, grid.origin_y, grid.origin_x + grid.columns * grid.cell_width, 10**9)
-    for a, b in itertools.combinations(boxes + [root], 2):
-        assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (a, b)
-    for cell in range(6):
-        x, y = child_center(grid, cell)
-        assert grid.cell_width / 2 <= x <= w - grid.cell_width / 2 and grid.cell_height / 2 <= y <= h - grid.cell_height / 2
-        assert cell_of_child(grid, x, y) == cell
-    assert frame_part(grid, 6) == (1, 0) and frame_part(grid, 5) == (0, 5)  # a full frame is continued
 
 
 def test_a_file_deleted_while_its_upload_is_in_flight_is_looked_up_again():

@@ -31,6 +31,7 @@ OPERATIONS: dict[tuple[str, str], list[str]] = {
     ("/v2/boards/{board_id}/images/{item_id}", "delete"): ["delete-image-item"],
     ("/v2/boards/{board_id}/frames", "post"): ["create-frame-item"],
     ("/v2/boards/{board_id}/frames/{item_id}", "get"): ["get-frame-item"],
+    ("/v2/boards/{board_id}/frames/{item_id}", "patch"): ["update-frame-item"],
     ("/v2/boards/{board_id}/frames/{item_id}", "delete"): ["delete-frame-item"],
     ("/v2/boards/{board_id}/items", "get"): ["get-items", "get-items-within-frame"],
     ("/v2/boards/{board_id}/items/{item_id}", "get"): ["get-specific-item"],

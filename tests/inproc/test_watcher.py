@@ -8,12 +8,15 @@ events and "queued once" are checked exactly, in milliseconds; tests/watcher run
 from __future__ import annotations
 
 import io
+import os
+import random
 
 import pytest
 from PIL import Image
-from watchdog.events import FileClosedEvent, FileCreatedEvent, FileModifiedEvent, FileMovedEvent, FileOpenedEvent
+from watchdog.events import DirCreatedEvent, FileClosedEvent, FileCreatedEvent, FileModifiedEvent, FileMovedEvent, FileOpenedEvent
 
 from services.watcher.watcher import Watcher
+from shared import keys
 from shared.jobs import upload_queue
 from shared.ledger import Ledger
 
@@ -121,3 +124,33 @@ def test_a_file_moved_in_is_queued_at_once(make_watcher, clock, redis_client):
     hidden.rename(final)
     deliver(w, FileMovedEvent(str(hidden), str(final)))
     assert queued(redis_client) == ["done.png"]
+
+
+def test_a_folder_copied_in_is_queued_in_name_order_with_its_cells_reserved_in_that_order(make_watcher, clock, redis_client):
+    w = make_watcher(close_events=True)
+    folder = w.folder_path / "batch"
+    folder.mkdir()
+    names = [f"b_{i}.png" for i in range(12)]  # b_2 before b_10: not the order of the strings
+    order = random.Random(3).sample(names, len(names))  # a copy writes in no particular order
+    for name in order[:2]:  # copied with their times kept (cp -p) before the watcher looked
+        (folder / name).write_bytes(png((names.index(name), 1, 1)))
+        os.utime(folder / name, (1e9, 1e9))
+    deliver(w, DirCreatedEvent(str(folder)))
+    for name in order[2:]:
+        clock.advance(0.05)
+        path = folder / name
+        path.write_bytes(png((names.index(name), 2, 2)))
+        deliver(w, FileCreatedEvent(str(path)), FileOpenedEvent(str(path)), FileModifiedEvent(str(path)), FileClosedEvent(str(path)))
+    single = w.folder_path / "single.png"
+    single.write_bytes(png((0, 0, 1)))
+    deliver(w, FileCreatedEvent(str(single)), FileClosedEvent(str(single)))
+    assert queued(redis_client) == ["single.png"]  # a file closed elsewhere is not held
+    clock.advance(SETTLE - 0.01)
+    deliver(w)
+    assert queued(redis_client) == ["single.png"]  # the folder changed SETTLE_SECONDS ago, not yet
+    clock.advance(0.01)
+    deliver(w)
+    assert queued(redis_client) == ["single.png"] + [f"batch/{n}" for n in names]
+    slots = redis_client.hgetall(keys.slots("board="))
+    assert [int(slots[f"batch/{n}".encode()]) for n in names] == list(range(len(names)))  # the cells, before any worker
+    assert int(slots[b"single.png"]) == 0 and w.ledger.frame_column("batch") == 0

@@ -168,6 +168,8 @@ def test_frame_parent_and_listing_its_children(client, image_host):
     assert child["parent"]["id"] == frame["id"]
     page = client.list_items(BOARD, parent_item_id=frame["id"])
     assert [i["id"] for i in page["data"]] == [child["id"]]
+    grown = client.update_frame(BOARD, frame["id"], {"x": 0, "y": 450}, {"width": 1600, "height": 1800})
+    assert grown["geometry"] == {"width": 1600, "height": 1800} and grown["position"]["y"] == 450
 
 
 def test_iter_items_follows_the_cursor(client):

@@ -14,7 +14,8 @@ ITEM = "3458764600000000001"  # the first id a fresh sandbox gives
 
 ENDPOINTS = [
     ("GET", ""), ("POST", "/images"), ("GET", f"/images/{ITEM}"), ("PATCH", f"/images/{ITEM}"),
-    ("DELETE", f"/images/{ITEM}"), ("POST", "/frames"), ("GET", f"/frames/{ITEM}"), ("DELETE", f"/frames/{ITEM}"),
+    ("DELETE", f"/images/{ITEM}"), ("POST", "/frames"), ("GET", f"/frames/{ITEM}"), ("PATCH", f"/frames/{ITEM}"),
+    ("DELETE", f"/frames/{ITEM}"),
     ("GET", "/items"), ("GET", f"/items/{ITEM}"), ("PATCH", f"/items/{ITEM}"), ("DELETE", f"/items/{ITEM}"),
     ("GET", "/resources/images/1?format=original&redirect=true"),
 ]
@@ -76,8 +77,10 @@ def test_credits_per_call_follow_miros_levels(sandbox, miro):
     assert remaining(listed) == remaining(created) - LEVEL_2
     frame = miro.post(board_path(sandbox.board_id, "/frames"), json={"data": {}})
     assert remaining(frame) == remaining(listed) - LEVEL_2
+    resized = miro.patch(board_path(sandbox.board_id, f"/frames/{frame.json()['id']}"), json={"geometry": {"height": 900}})
+    assert remaining(resized) == remaining(frame) - LEVEL_2
     moved = miro.patch(board_path(sandbox.board_id, f"/items/{created.json()['id']}"), json={"position": {"x": 1, "y": 1}})
-    assert remaining(moved) == remaining(frame) - LEVEL_2
+    assert remaining(moved) == remaining(resized) - LEVEL_2
     got = miro.get(board_path(sandbox.board_id, f"/images/{created.json()['id']}"))
     assert remaining(got) == remaining(moved) - LEVEL_1
     deleted = miro.delete(board_path(sandbox.board_id, f"/images/{created.json()['id']}"))

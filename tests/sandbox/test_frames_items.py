@@ -62,6 +62,39 @@ def test_frame_create_400s(sandbox, miro, body):
     assert resp.status_code == 400 and resp.json()["code"] == "invalidParameters"
 
 
+def test_patch_frame_resizes_and_moves_it_and_children_keep_their_place_in_it(sandbox, miro):
+    frame = new_frame(miro, sandbox.board_id, x=1000, y=500, width=1000, height=500)  # top-left (500, 250)
+    child = new_image(miro, sandbox.board_id, {"parent": {"id": frame["id"]}, "position": {"x": 220, "y": 220}})
+    # Twice as tall, the top-left corner kept: the centre goes down by half the growth.
+    resp = miro.patch(frames(sandbox.board_id, frame["id"]), json={"position": {"x": 1000, "y": 750}, "geometry": {"height": 1000}})
+    assert resp.status_code == 200, resp.text
+    grown = resp.json()
+    assert grown["geometry"] == {"width": 1000, "height": 1000} and (grown["position"]["x"], grown["position"]["y"]) == (1000, 750)
+    assert miro.get(frames(sandbox.board_id, frame["id"])).json() == grown
+    assert by_id(sandbox)[child["id"]]["board_position"] == {"x": 720, "y": 470}  # where it was
+    # A move carries the children along with the corner they are measured from.
+    resp = miro.patch(frames(sandbox.board_id, frame["id"]), json={"position": {"x": 0, "y": 0}, "data": {"title": "Moved"},
+                                                                   "style": {"fillColor": "#f5f6f8"}})
+    assert resp.status_code == 200 and resp.json()["data"]["title"] == "Moved" and resp.json()["style"]["fillColor"] == "#f5f6f8"
+    assert by_id(sandbox)[child["id"]]["board_position"] == {"x": -280, "y": -280}
+
+
+@pytest.mark.parametrize("body,field", [({"geometry": {"height": 0}}, "geometry.height"), ({"geometry": {"depth": 1}}, "geometry"),
+                                        ({"data": {"type": "grid"}}, "data.type"), ({"colour": "red"}, "colour"),
+                                        ({"position": {"x": "left"}}, "position.x")])
+def test_patch_frame_400s(sandbox, miro, body, field):
+    frame = new_frame(miro, sandbox.board_id)
+    resp = miro.patch(frames(sandbox.board_id, frame["id"]), json=body)
+    assert resp.status_code == 400 and resp.json()["context"]["fields"][0]["field"] == field
+    assert miro.get(frames(sandbox.board_id, frame["id"])).json() == frame  # nothing changed
+
+
+def test_patch_frame_of_no_frame_is_404(sandbox, miro):
+    image = new_image(miro, sandbox.board_id)
+    assert miro.patch(frames(sandbox.board_id, "3458764600999999999"), json={"geometry": {"height": 10}}).status_code == 404
+    assert miro.patch(frames(sandbox.board_id, image["id"]), json={"geometry": {"height": 10}}).status_code == 404
+
+
 def test_image_in_a_frame_is_placed_from_the_frames_top_left(sandbox, miro):
     frame = new_frame(miro, sandbox.board_id, x=1000, y=500, width=1000, height=500)  # top-left (500, 250)
     image = new_image(miro, sandbox.board_id, {"parent": {"id": frame["id"]}, "position": {"x": 220, "y": 220}})
