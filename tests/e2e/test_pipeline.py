@@ -136,23 +136,26 @@ def test_bad_files_reported_once_and_never_reach_miro(shared_stack):
 
 def test_killing_up_itself_leaves_no_orphans_and_the_next_run_resumes(local_stack):
     import os
+    import re
     import signal
 
     local_stack.start()
     expected = drop_ten(local_stack.folder)
     local_stack.wait_items(10)
-    group = local_stack.proc.pid
-    os.kill(group, signal.SIGKILL)  # only `up`: its children must notice and go
-    local_stack.proc.popen.wait(10)  # reap it, so only live children keep the group alive
+    # Every child leads its own process group: follow each one started (and what it started).
+    groups = {int(pid) for pid in re.findall(r"process.started .*?pid=(\d+)", local_stack.proc.output())}
+    assert len(groups) >= 5, local_stack.proc.output()[-2000:]
+    os.kill(local_stack.proc.pid, signal.SIGKILL)  # only `up`: its children must notice and go
+    local_stack.proc.popen.wait(10)
 
-    def group_gone():
+    def gone(group: int) -> bool:
         try:
             os.killpg(group, 0)
             return False
         except ProcessLookupError:
             return True
 
-    wait_for(group_gone, 30, what="every process of the killed stack to exit")
+    wait_for(lambda: all(gone(g) for g in groups), 10, what=lambda: f"every process of the killed stack to exit: {[g for g in groups if not gone(g)]}")
     local_stack.start()
     expected["after.png"] = make_image(local_stack.folder / "after.png", "png", seed=77)
     local_stack.wait_items(11)
