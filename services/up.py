@@ -146,8 +146,12 @@ class Stack:
         return None
 
     def check(self) -> None:
+        """While the stack starts: a signal stops it, a service that exited is restarted as later on."""
         if self.stopping:
             raise StackStopped()
+        failed = self.supervise()
+        if failed:
+            raise SystemExit(f"miro-sync up: {failed}; the stack cannot go on without it")
 
     def stop(self) -> None:
         for clean_up in self.on_stop:
@@ -318,13 +322,9 @@ def run(args: argparse.Namespace) -> int:
             board_page = f"http://127.0.0.1:{args.sandbox_port}/boards/{env['MIRO_BOARD_ID']}"
             log.info("stack.ready", folder=env.get("WATCH_FOLDER"), board_page=board_page)
             print(f"\nDrop images into {env.get('WATCH_FOLDER')} and watch them arrive at {board_page}\n", file=sys.stderr, flush=True)
-        while not stack.stopping:
-            failed = stack.supervise()
-            if failed:
-                log.error("stack.stopping", reason=f"{failed}; the stack cannot go on without it")
-                return 1
+        while True:
+            stack.check()
             time.sleep(0.2)
-        return 0
     except StackStopped:
         return 0
     finally:
