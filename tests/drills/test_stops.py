@@ -22,7 +22,7 @@ from tests.fixtures.procs import MIRO_SYNC, Proc, free_port, wait_for
 
 from .harness import Rig, read
 
-STOPS = 32
+STOPS = 30
 PROMPT = 10.0
 """Seconds every stopped process has to be gone in."""
 BURST = 3
@@ -52,7 +52,8 @@ class Up:
         self.proc = self.rig.spawn(args, f"up-{self.runs}", env=self.rig.process_env(LOG_FORMAT="text"))
         if not ready:
             return self.proc
-        wait_for(lambda: read(self.proc).count("worker.started") >= 2 or not self.proc.alive(), 60, what=lambda: "the stack to start\n" + read(self.proc)[-3000:])
+        wait_for(lambda: read(self.proc).count("worker.started") >= 2 or not self.proc.alive(), 60,
+                 what=lambda: "the stack to start\n" + read(self.proc)[-3000:])
         assert self.proc.alive(), read(self.proc)[-3000:]
         return self.proc
 
@@ -101,7 +102,7 @@ def test_stops_at_random_moments_are_prompt_and_lose_nothing(rig, redis_server):
         redis_away = kind in WHOLE and rng.random() < 0.2
         if redis_away:
             redis_server.stop()
-        time.sleep(rng.uniform(0, 0.8))  # a random moment of the burst
+        time.sleep(rng.uniform(0, 0.6))  # a random moment of the burst
         assert up.proc is not None
         if kind in WHOLE:
             tree = up.tree()
@@ -130,7 +131,8 @@ def test_stops_at_random_moments_are_prompt_and_lose_nothing(rig, redis_server):
             assert_gone_promptly([victim, *victim.children(recursive=True)], since, context)
             # `up` saw it leave by itself and restarts it after a backoff. (Before a service has set up its
             # handlers, in its first moments, SIGTERM's default action ends it: nothing is under way then.)
-            wait_for(lambda victim=victim: f"pid={victim.pid} exit=" in read(up.proc), 5, what=lambda: f"{context}: up to see the exit\n" + read(up.proc)[-2000:])
+            wait_for(lambda victim=victim: f"pid={victim.pid} exit=" in read(up.proc), 5,
+                     what=lambda context=context: f"{context}: up to see the exit\n" + read(up.proc)[-2000:])
             line = next(x for x in read(up.proc).splitlines() if f"pid={victim.pid} exit=" in x)
             assert "code 0" in line or "signal SIGTERM" in line, f"{context}: {line}"
 
