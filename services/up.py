@@ -2,8 +2,10 @@
 
 It starts, in order: Redis (the one at REDIS_URL, or a private `redis-server` whose data lives in
 the state folder so the ledger survives restarts), with ``--sandbox`` the Miro and ngrok
-stand-ins, the image server, the watcher and ``--workers`` workers. Ctrl+C (or SIGTERM) stops
-them in reverse order; workers finish the upload they are doing.
+stand-ins, the image server, the watcher and ``--workers`` workers. A service that exits
+(image server, watcher, a worker) is started again after a backoff (services/restarts.py); only
+Ctrl+C, SIGTERM, or the private Redis or the sandbox exiting stop the stack, in an order that
+lets each worker finish the upload it is doing (``STOP_ORDER``).
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 import redis
 
+from services.restarts import Backoff
 from services.sandbox.control import board_page_url
 from shared.log import configure, get_logger, redact, register_secrets
 from shared.processes import free_port, stop_all
@@ -65,35 +70,102 @@ def _die_with_parent() -> None:
         pass
 
 
+class Kind(Enum):
+    BACKING = "backing"
+    """The private Redis, the sandbox: without them nothing works, so their exit stops the stack."""
+    SERVICE = "service"
+    """Image server, watcher, workers: restarted when they exit, as compose's restart policy does."""
+
+
+STOP_ORDER = ("watcher", "worker", "image-server", "sandbox", "redis")
+"""Stopped in this order, each group after the one before has exited: workers finish their upload
+while Miro (the sandbox), the image server (Miro may be fetching from it) and Redis are still there."""
+STOP_GRACE = 20.0
+"""Seconds each group has to exit after SIGTERM before it is killed (a worker finishes its upload)."""
+
+
+class StackStopped(Exception):
+    """Ctrl-C or SIGTERM arrived while the stack was starting."""
+
+
+@dataclass
+class Child:
+    name: str
+    kind: Kind
+    args: list[str]
+    env: dict[str, str]
+    proc: subprocess.Popen | None = None
+    started_at: float = 0.0
+    restart_at: float | None = None
+    backoff: Backoff = field(default_factory=Backoff)
+
+    @property
+    def group(self) -> str:
+        return self.name.split("-")[0] if self.name.startswith("worker-") else self.name
+
+
 class Stack:
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
-        self.children: list[tuple[str, subprocess.Popen]] = []
+        self.children: list[Child] = []
         self.adopted: list[str] = []  # Redis URLs we did not start but must stop
         self.on_stop: list = []  # clean-ups of things started in-process (the ngrok agent)
+        self.stopping = False
 
-    def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
-        proc = subprocess.Popen(args, env=env, preexec_fn=_die_with_parent)
-        self.children.append((name, proc))
-        log.info("process.started", name=name, pid=proc.pid)
-        return proc
+    def start(self, name: str, args: list[str], env: dict[str, str], kind: Kind = Kind.SERVICE) -> Child:
+        child = Child(name, kind, args, env)
+        self.children.append(child)
+        self._launch(child)
+        return child
+
+    def _launch(self, child: Child) -> None:
+        # Each child leads its own process group: Ctrl-C reaches `up` alone, which stops the children in
+        # order (a terminal's SIGINT to every process would stop Redis under workers mid-upload), and a
+        # stop reaches what a child started itself.
+        child.proc = subprocess.Popen(child.args, env=child.env, preexec_fn=_die_with_parent, start_new_session=True)
+        child.started_at, child.restart_at = time.monotonic(), None
+        log.info("process.started", name=child.name, pid=child.proc.pid)
+
+    def supervise(self) -> str | None:
+        """Restart the services that exited (after their backoff); the reason to stop the stack, if any."""
+        now = time.monotonic()
+        for child in self.children:
+            if child.restart_at is not None:
+                if now >= child.restart_at and not self.stopping:
+                    self._launch(child)
+                continue
+            assert child.proc is not None
+            code = child.proc.poll()
+            if code is None:
+                continue
+            exit_ = f"signal {signal.Signals(-code).name}" if code < 0 else f"code {code}"
+            if child.kind is Kind.BACKING:
+                return f"{child.name} exited ({exit_})"
+            delay = child.backoff.delay(ran_for=now - child.started_at)
+            child.restart_at = now + delay
+            log.warning("process.exited", name=child.name, pid=child.proc.pid, exit=exit_, restart_in_s=delay)
+        return None
+
+    def check(self) -> None:
+        """While the stack starts: a signal stops it, a service that exited is restarted as later on."""
+        if self.stopping:
+            raise StackStopped()
+        failed = self.supervise()
+        if failed:
+            raise SystemExit(f"miro-sync up: {failed}; the stack cannot go on without it")
 
     def stop(self) -> None:
         for clean_up in self.on_stop:
             clean_up()
-        stop_all(self.children, 30, on_kill=lambda name, proc: log.warning("process.killed", name=name, pid=proc.pid))
+        running = [c for c in self.children if c.restart_at is None and c.proc is not None]
+        for group in STOP_ORDER:
+            stop_all([(c.name, c.proc) for c in running if c.group == group and c.proc is not None], STOP_GRACE,
+                     on_kill=lambda name, proc: log.warning("process.killed", name=name, pid=proc.pid))
         for url in self.adopted:  # last, like the Redis we start ourselves
             try:
                 redis.Redis.from_url(url).shutdown()
             except redis.RedisError:
                 pass  # SHUTDOWN closes the connection: that is success
-
-    def failed(self) -> tuple[str, int] | None:
-        for name, proc in self.children:
-            code = proc.poll()
-            if code is not None:
-                return name, code
-        return None
 
 
 def _start_redis(stack: Stack, env: dict[str, str], port: int) -> str:
@@ -121,10 +193,11 @@ def _start_redis(stack: Stack, env: dict[str, str], port: int) -> str:
     port = port or free_port()
     port_file.write_text(str(port))
     stack.start("redis", [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data.resolve()),
-                          "--appendonly", "yes", "--save", "", "--maxmemory-policy", "noeviction"], env)
+                          "--appendonly", "yes", "--save", "", "--maxmemory-policy", "noeviction"], env, Kind.BACKING)
     url = f"redis://127.0.0.1:{port}/0"
     deadline = time.monotonic() + 10
     while not _redis_answers(url):
+        stack.check()
         if time.monotonic() > deadline:
             raise SystemExit("miro-sync up: the private redis-server did not start")
         time.sleep(0.05)
@@ -172,11 +245,12 @@ def _signing_secret(state_dir: Path) -> str:
     return value
 
 
-def _wait_http(url: str, timeout: float = 15.0) -> None:
+def _wait_http(stack: Stack, url: str, timeout: float = 15.0) -> None:
     import requests
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        stack.check()
         try:
             requests.get(url, timeout=0.5)
             return
@@ -204,14 +278,12 @@ def run(args: argparse.Namespace) -> int:
     me = [sys.executable, "-m", "services"]
 
     stack = Stack(state_dir)
-    stopping = False
 
     def on_signal(signum, frame):
-        nonlocal stopping
-        stopping = True
+        stack.stopping = True
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # SIGHUP: the terminal closed
+        signal.signal(sig, on_signal)
     image_port = int(env["IMAGE_SERVER_BIND"].rsplit(":", 1)[1])
     sandbox_url = f"http://127.0.0.1:{args.sandbox_port}"
     if args.sandbox:
@@ -242,12 +314,12 @@ def run(args: argparse.Namespace) -> int:
             if not args.no_tunnel:
                 cmd += ["--tunnel-port", str(args.tunnel_port), "--tunnel-api-port", str(args.tunnel_api_port),
                         "--tunnel-upstream", f"http://127.0.0.1:{image_port}"]
-            stack.start("sandbox", cmd, env)
-            _wait_http(sandbox_url + "/_sandbox/stats")
+            stack.start("sandbox", cmd, env, Kind.BACKING)
+            _wait_http(stack, sandbox_url + "/_sandbox/stats")
 
         stack.start("image-server", me + ["serve"], env)
         # Workers probe the tunnel at their first url upload: the image server must answer by then.
-        _wait_http(f"http://127.0.0.1:{image_port}/healthz", timeout=30)
+        _wait_http(stack, f"http://127.0.0.1:{image_port}/healthz", timeout=30)
         if args.ngrok:
             env["NGROK_API_URL"] = _start_ngrok(stack, image_port, env)
         stack.start("watcher", me + ["watch"], env)
@@ -257,13 +329,10 @@ def run(args: argparse.Namespace) -> int:
             board_page = board_page_url(sandbox_url, env["MIRO_BOARD_ID"])  # as the sandbox's own banner prints it
             log.info("stack.ready", folder=env.get("WATCH_FOLDER"), board_page=board_page)
             print(f"\nDrop images into {env.get('WATCH_FOLDER')} and watch them arrive at {board_page}\n", file=sys.stderr, flush=True)
-        while not stopping:
-            failed = stack.failed()
-            if failed:
-                name, code = failed
-                log.error("process.exited", name=name, code=code)
-                return code or 1
+        while True:
+            stack.check()
             time.sleep(0.2)
+    except StackStopped:
         return 0
     finally:
         stack.stop()

@@ -7,7 +7,8 @@ Standard library only: ``scripts/compose_e2e.py`` imports it before any virtuale
   the caller's error type naming what was awaited (``what`` may be a callable, evaluated only then).
 - :class:`LoggedProcess`: a child in its own session, output to a log file; :meth:`~LoggedProcess.stop`
   TERMs the whole process group, then KILLs what is left, even when the leader is already gone.
-- :func:`stop_all`: TERM a set of children at once, then wait for each, KILLing the ones that hang.
+- :func:`stop_all`: TERM a set of children at once (each one's whole process group when it leads
+  one), then wait for each, KILLing the ones that hang.
 """
 
 from __future__ import annotations
@@ -105,15 +106,30 @@ NamedChild = tuple[str, "subprocess.Popen[bytes]"]
 
 def stop_all(children: Iterable[NamedChild], timeout: float,
              on_kill: Callable[[str, subprocess.Popen[bytes]], None] = lambda name, proc: None) -> None:
-    """SIGTERM every child at once (last started first), then wait for each; KILL those that hang."""
+    """SIGTERM every child at once (last started first), then wait for each; KILL those that hang.
+
+    A child that leads its own process group (``start_new_session``) is signalled with its group, so
+    what it started itself is stopped with it.
+    """
     ordered = list(reversed(list(children)))
     for _, proc in ordered:
         if proc.poll() is None:
-            proc.terminate()
+            _signal(proc, 15)
     for name, proc in ordered:
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             on_kill(name, proc)
-            proc.kill()
+            _signal(proc, 9)
             proc.wait()
+
+
+def _signal(proc: subprocess.Popen[bytes], sig: int) -> None:
+    try:
+        leads_group = os.getpgid(proc.pid) == proc.pid
+    except ProcessLookupError:
+        return
+    if leads_group:
+        signal_group(proc.pid, sig)
+    else:
+        proc.send_signal(sig)

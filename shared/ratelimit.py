@@ -183,8 +183,8 @@ class CreditLimiter:
         self._pause = redis_client.register_script(_PAUSE)
 
     @classmethod
-    def from_settings(cls, redis_client: redis.Redis, settings: Settings) -> CreditLimiter:
-        return cls(redis_client, settings.credits_per_minute, settings.rate_safety_margin)
+    def from_settings(cls, redis_client: redis.Redis, settings: Settings, sleep: Callable[[float], None] = time.sleep) -> CreditLimiter:
+        return cls(redis_client, settings.credits_per_minute, settings.rate_safety_margin, sleep=sleep)
 
     def now(self) -> float:
         """Redis ``TIME`` as UNIX seconds: the clock every worker shares."""

@@ -6,7 +6,8 @@ the imported libraries are warm for every upload.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import redis
@@ -23,11 +24,22 @@ from shared.tunnel import TunnelState
 from .breaker import TunnelCircuit
 
 
+class Stopping(Exception):
+    """The worker was asked to stop while a job waited (for credits): the job is given back, not finished."""
+
+
 @dataclass
 class WorkerContext:
     settings: Settings
     redis: redis.Redis
     worker_name: str = ""
+    stopping: threading.Event = field(default_factory=threading.Event)
+    """Set by SIGTERM/SIGINT: a wait inside a job (a rate-limit pause may last minutes) ends at once."""
+
+    def pause(self, seconds: float) -> None:
+        """Sleep, unless the worker is stopping: then raise :class:`Stopping` (nothing was sent yet)."""
+        if self.stopping.wait(seconds):
+            raise Stopping()
 
     @cached_property
     def ledger(self) -> Ledger:
@@ -39,7 +51,7 @@ class WorkerContext:
 
     @cached_property
     def limiter(self) -> CreditLimiter:
-        return CreditLimiter.from_settings(self.redis, self.settings)
+        return CreditLimiter.from_settings(self.redis, self.settings, sleep=self.pause)
 
     @cached_property
     def miro(self) -> MiroClient:

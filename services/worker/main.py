@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import sys
-import time
+import threading
 import uuid
 
 import redis
 from rq import Queue, SimpleWorker
+from rq.exceptions import StopRequested
 
 from shared import redis_down
 from shared.jobs import upload_queue
@@ -33,28 +35,40 @@ from .verify import Verifier
 log = get_logger("worker")
 
 
+PUBSUB_WAIT = 0.5
+"""Seconds RQ's command listener thread waits per round: how long a stop may wait for it (RQ: 60)."""
+
+
 class MiroSyncWorker(SimpleWorker):
     """Waits, instead of taking jobs, while Miro refuses the token (see :mod:`hold`)."""
 
     context: WorkerContext
-    stopping: bool = False
+
+    @property
+    def stopping(self) -> bool:
+        return self.context.stopping.is_set()
+
+    def subscribe(self) -> None:
+        rqcompat.subscribe(self, PUBSUB_WAIT)
 
     def handle_warm_shutdown_request(self) -> None:
         # RQ marks a stop (rqcompat.stop_requested) only when a job is running; an idle worker just leaves
-        # ``work()``, which would look like a Redis hiccup to ``run`` and start a new loop.
-        self.stopping = True
+        # ``work()``, which would look like a Redis hiccup to ``run`` and start a new loop. The job
+        # running, if any, sees the event in its waits and is given back (tasks.py).
+        self.context.stopping.set()
         super().handle_warm_shutdown_request()
 
     def check_for_suspension(self, burst: bool) -> None:
+        if self.stopping:  # asked before RQ's own signal handlers were in place
+            raise StopRequested()
         super().check_for_suspension(burst)
         announced = False
-        while not rqcompat.stop_requested(self) and (held := hold.blocked(self.context)):
+        while not self.stopping and (held := hold.blocked(self.context)):
             if not announced:
                 log.warning("worker.holding", worker=self.name, reason=held["message"])
                 announced = True
-            if hold.recheck(self.context):
+            if hold.recheck(self.context) or self.context.stopping.wait(1):
                 break
-            time.sleep(1)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,9 +77,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-checks", action="store_true", help="do not check the token and board at start-up")
 
 
-def wait_for_redis(connection: redis.Redis, url: str) -> None:
-    """Block until Redis answers (compose may start us first), saying so every 30 s meanwhile."""
-    redis_down.wait_until_answers(connection, url, log, pause=time.sleep, on_failure=redis_trouble)
+def wait_for_redis(connection: redis.Redis, url: str, stop: threading.Event) -> bool:
+    """Block until Redis answers (compose may start us first), saying so every 30 s meanwhile.
+
+    False when ``stop`` was set first.
+    """
+    return redis_down.wait_until_answers(connection, url, log, pause=stop.wait, on_failure=redis_trouble)
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    """Outside RQ's loop (start-up, waiting for Redis), SIGTERM/SIGINT only ask for a stop: nothing
+    runs then that a signal should cut short, and RQ installs its own handlers in ``work()``."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
 
 
 def _after_broken_loop(connection: redis.Redis, queue: Queue, worker: MiroSyncWorker) -> None:
@@ -105,7 +129,9 @@ def run(args: argparse.Namespace) -> int:
     name = args.name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     ctx = WorkerContext(settings=settings, redis=connection, worker_name=name)
     set_context(ctx)
-    wait_for_redis(connection, settings.redis_url)
+    _stop_on_signals(ctx.stopping)
+    if not wait_for_redis(connection, settings.redis_url, ctx.stopping):
+        return 0
     ctx.ledger.migrate()  # a ledger of the first layout is brought into the path model, once
 
     if not args.skip_checks:
@@ -119,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
     from shared.imagetype import preload
 
     preload()
+    if ctx.stopping.is_set():
+        return 0
 
     queue = upload_queue(connection, settings.queue_name)
     refresh_alive(connection, name)
@@ -136,11 +164,13 @@ def run(args: argparse.Namespace) -> int:
                 worker.work(burst=args.burst, logging_level="WARNING", with_scheduler=False)
             except redis.RedisError as exc:  # raised by RQ's own teardown when Redis is gone
                 log.warning("worker.redis_lost", worker=name, error=str(exc))
+            _stop_on_signals(ctx.stopping)  # RQ's handlers would raise StopRequested where nothing catches it
             if args.burst or worker.stopping or rqcompat.stop_requested(worker):
                 break
             # RQ leaves its loop on an unexpected Redis error (e.g. Redis restarting): wait, tidy
             # up what the broken loop left (its registration, the job it was running), go on.
-            wait_for_redis(connection, settings.redis_url)
+            if not wait_for_redis(connection, settings.redis_url, ctx.stopping):
+                break
             _after_broken_loop(connection, queue, worker)
     finally:
         verifier.stop()

@@ -2,7 +2,7 @@
 
 RQ has no public call for what the upkeep does (put a claimed job back at the front of its queue,
 tell which worker runs a started job, see jobs a worker took and never started) nor for "has this
-worker been asked to stop". Each function below names the internal it leans on;
+worker been asked to stop", and none to set how long its command listener (pubsub) thread waits. Each function below names the internal it leans on;
 ``tests/core/test_rqcompat.py`` runs each against the installed rq and a real Redis, so an rq
 upgrade that changes one fails there, not in production.
 """
@@ -20,7 +20,7 @@ from rq.worker import BaseWorker
 
 __all__ = [
     "claim_started", "current_timestamp", "delete_execution", "enqueue_job", "execution_worker", "intermediate_job_ids",
-    "intermediate_key", "started_entries", "stop_requested",
+    "intermediate_key", "started_entries", "stop_requested", "subscribe",
 ]
 
 
@@ -70,3 +70,18 @@ def intermediate_job_ids(queue: Queue) -> list[str]:
 def stop_requested(worker: BaseWorker) -> bool:
     """Whether a warm shutdown was asked for: ``Worker._stop_requested``, set by RQ's signal handler."""
     return bool(worker._stop_requested)
+
+
+def subscribe(worker: BaseWorker, wait: float) -> None:
+    """``BaseWorker.subscribe`` with its listener thread waking every ``wait`` seconds, not every 60.
+
+    RQ starts the thread with ``run_in_thread(sleep_time=60)``. Once RQ's teardown has unsubscribed,
+    redis-py's ``get_message`` waits up to that long for a subscription that never comes, and
+    redis-py 8's ``PubSubWorkerThread.stop()`` joins the thread with no timeout: every stop of an
+    idle worker took up to a minute. Uses ``Worker._pubsub_exception_handler`` (RQ's retry on a
+    lost connection) and sets ``worker.pubsub`` / ``worker.pubsub_thread`` as RQ's own does.
+    """
+    worker.pubsub = worker.connection.pubsub()
+    worker.pubsub.subscribe(**{worker.pubsub_channel_name: worker.handle_payload})
+    worker.pubsub_thread = worker.pubsub.run_in_thread(  # type: ignore[assignment]  # rq annotates it None
+        sleep_time=wait, daemon=True, exception_handler=worker._pubsub_exception_handler)

@@ -26,7 +26,7 @@ from shared.miro import MiroApiError, MiroAuthError, MiroError, MiroServerError,
 from shared.ratelimit import RateLimitTimeout
 
 from . import hold, maintenance
-from .context import WorkerContext, get_context
+from .context import Stopping, WorkerContext, get_context
 from .routes import TunnelUnavailable
 from .uploader import ContentBusy, Outcome, Result, Uploader
 
@@ -73,6 +73,11 @@ def _run(path: str, work: Callable[[WorkerContext, str | None], Result], mtime_n
         metrics.record_upload("url", metrics.Outcome.FAILED)
         log.warning("upload.failed", file=path, reason=str(exc))
         raise UploadFailed(str(exc)) from None
+    except Stopping:
+        # Asked to stop while waiting for credits: back to the queue now, for the next worker (an
+        # intent written before the wait makes the next attempt look for an item first).
+        log.info("upload.given_back", file=path, reason="worker stopping")
+        return Retry(max=_FOREVER, interval=0, enqueue_at_front=True)
     except ContentBusy as exc:
         metrics.record_upload(None, metrics.Outcome.RETRIED)
         log.info("upload.retry", file=path, reason=str(exc), delay_s=2)

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import inspect
 import signal
+import sys
+import threading
+import time
 from importlib.metadata import version
 
 import pytest
@@ -83,3 +86,38 @@ def test_the_worker_methods_overridden_keep_their_signatures():
     assert list(inspect.signature(Worker.check_for_suspension).parameters) == ["self", "burst"]
     assert list(inspect.signature(Worker.handle_warm_shutdown_request).parameters) == ["self"]
     assert rqcompat.current_timestamp() > 0
+
+
+def test_subscribe_listens_for_commands_and_unsubscribes_within_a_second(queue, redis_client):
+    """RQ's own listener waits 60 s per round, and redis-py 8 joins it with no timeout on stop."""
+    worker = SimpleWorker([queue], connection=redis_client, serializer=JSONSerializer, name="compat-pubsub")
+    received = threading.Event()
+    worker.handle_payload = lambda message: received.set()  # RQ's own would act on the command (SIGINT itself)
+    rqcompat.subscribe(worker, 0.2)
+    assert worker.pubsub_thread is not None and worker.pubsub_thread.is_alive()
+    redis_client.publish(worker.pubsub_channel_name, '{"command": "shutdown"}')  # what rq.command sends
+    assert received.wait(5), "RQ's commands no longer reach the worker"
+
+    # The state a stop meets under load: RQ's UNSUBSCRIBE answered, the listener waiting for a new subscription.
+    worker.pubsub.unsubscribe()
+    listener = worker.pubsub_thread
+    wait_until = time.monotonic() + 5
+    while not _waiting_in(listener, "wait") and time.monotonic() < wait_until:
+        time.sleep(0.01)
+    assert _waiting_in(listener, "wait")
+    done = threading.Event()
+    threading.Thread(target=lambda: (worker.unsubscribe(), done.set()), daemon=True).start()
+    started = time.monotonic()
+    assert done.wait(5), "unsubscribe hung (the listener thread waits for a subscription that never comes)"
+    assert time.monotonic() - started < 1.5
+    assert not worker.pubsub_thread.is_alive()
+
+
+def _waiting_in(thread: threading.Thread, function: str) -> bool:
+    """Whether ``thread`` is inside a call to ``function`` right now (its stack, innermost first)."""
+    frame = sys._current_frames().get(thread.ident or 0)
+    while frame is not None:
+        if frame.f_code.co_name == function and frame.f_code.co_filename.endswith("threading.py"):
+            return True
+        frame = frame.f_back
+    return False

@@ -136,25 +136,58 @@ def test_bad_files_reported_once_and_never_reach_miro(shared_stack):
 
 def test_killing_up_itself_leaves_no_orphans_and_the_next_run_resumes(local_stack):
     import os
+    import re
     import signal
 
     local_stack.start()
     expected = drop_ten(local_stack.folder)
     local_stack.wait_items(10)
-    group = local_stack.proc.pid
-    os.kill(group, signal.SIGKILL)  # only `up`: its children must notice and go
-    local_stack.proc.popen.wait(10)  # reap it, so only live children keep the group alive
+    # Every child leads its own process group: follow each one started (and what it started).
+    groups = {int(pid) for pid in re.findall(r"process.started .*?pid=(\d+)", local_stack.proc.output())}
+    assert len(groups) >= 5, local_stack.proc.output()[-2000:]
+    os.kill(local_stack.proc.pid, signal.SIGKILL)  # only `up`: its children must notice and go
+    local_stack.proc.popen.wait(10)
 
-    def group_gone():
+    def gone(group: int) -> bool:
         try:
             os.killpg(group, 0)
             return False
         except ProcessLookupError:
             return True
 
-    wait_for(group_gone, 30, what="every process of the killed stack to exit")
+    wait_for(lambda: all(gone(g) for g in groups), 10, what=lambda: f"every process of the killed stack to exit: {[g for g in groups if not gone(g)]}")
     local_stack.start()
     expected["after.png"] = make_image(local_stack.folder / "after.png", "png", seed=77)
     local_stack.wait_items(11)
     local_stack.wait_idle()
     assert_board_matches(local_stack, expected)
+
+
+def test_up_restarts_a_killed_worker_and_stops_promptly_on_ctrl_c(local_stack):
+    import os
+    import re
+    import signal
+
+    import psutil
+
+    local_stack.start()
+    output = local_stack.proc.output
+    worker = int(re.findall(r"process.started name=worker-1 pid=(\d+)", output())[-1])
+    os.kill(worker, signal.SIGKILL)
+    # One line says which process went, how, and when it comes back; then it is back.
+    wait_for(lambda: re.search(rf'process.exited name=worker-1 pid={worker} exit="signal SIGKILL" restart_in_s=[\d.]+', output()), 10,
+             what=lambda: "the exit to be reported\n" + output()[-2000:])
+    wait_for(lambda: len(re.findall(r"process.started name=worker-1 ", output())) == 2, 10, what=lambda: "a new worker-1\n" + output()[-2000:])
+    expected = drop_ten(local_stack.folder)
+    local_stack.wait_items(10)
+    local_stack.wait_idle()
+    assert_board_matches(local_stack, expected)
+
+    tree = [psutil.Process(local_stack.proc.pid), *psutil.Process(local_stack.proc.pid).children(recursive=True)]
+    started = time.monotonic()
+    os.killpg(local_stack.proc.pid, signal.SIGINT)  # what a terminal sends on Ctrl-C
+    _, alive = psutil.wait_procs(tree, timeout=10)
+    assert not alive, [p.cmdline() for p in alive]
+    assert local_stack.proc.popen.wait(1) == 0
+    assert time.monotonic() - started < 10
+    assert "process.killed" not in output()
