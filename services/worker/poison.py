@@ -74,7 +74,7 @@ def count_death(connection: redis.Redis, job_id: str) -> int:
     return int(deaths)
 
 
-def forget_deaths(connection: redis.Redis | redis.client.Pipeline, job_id: str) -> None:
+def forget_deaths(connection: redis.Redis, job_id: str) -> None:
     """A person released the job (``miro-sync retry``): it gets its tries again."""
     connection.delete(keys.job_deaths(job_id))
 
