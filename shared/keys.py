@@ -120,7 +120,8 @@ def verify_details(board_id: str) -> str:
 
 
 def rejected(board_id: str) -> str:
-    """Hash: relative path -> JSON {size, mtime_ns, reason}: bad files already reported once."""
+    """Hash: relative path -> JSON {size, mtime_ns, reason, at, deaths?}: bad files already reported once
+    (``deaths``: quarantined after workers died on it, see services.worker.poison)."""
     return f"{_board(board_id)}:rejected"
 
 
@@ -156,6 +157,12 @@ MAINTENANCE_LOCK = f"{PREFIX}:maintenance-lock"
 """Short lock: one worker at a time reaps dead workers' jobs and promotes due retries."""
 TAKEN_UNSTARTED = f"{PREFIX}:taken-unstarted"
 """Hash job id -> when upkeep first saw it taken off the queue but not started."""
+
+
+def job_deaths(job_id: str) -> str:
+    """Counter with a TTL: how many workers died while running this job (see services.worker.poison)."""
+    return f"{PREFIX}:deaths:{job_id}"
+
 MIRO_FAILING = f"{PREFIX}:miro:failing"
 """String with TTL: set when a job is retried after a 5xx or a transport error; cleared by the next success."""
 MIRO_RECOVERED = f"{PREFIX}:miro:recovered"

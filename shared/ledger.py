@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -334,11 +334,22 @@ class Ledger:
     # --- bad input ----------------------------------------------------------------------------
     def reject(self, relpath: str, size: int, mtime_ns: int, reason: str) -> bool:
         """Remember a bad file version; True when it was not already reported (log it then)."""
-        value = json.dumps({"size": size, "mtime_ns": mtime_ns, "reason": reason})
         if self.rejected([(relpath, size, mtime_ns)])[0]:
             return False
-        self.redis.hset(keys.rejected(self.board_id), relpath, value)
+        self.redis.hset(keys.rejected(self.board_id), relpath, rejection_record(size, mtime_ns, reason))
         return True
+
+    def rejections(self) -> dict[str, dict[str, Any]]:
+        """Every stored rejection: relative path -> {size, mtime_ns, reason, ...}."""
+        raw = cast("dict[bytes, bytes]", self.redis.hgetall(keys.rejected(self.board_id)))
+        return {_text(path): json.loads(value) for path, value in raw.items()}
+
+    def rejection(self, relpath: str) -> dict[str, Any] | None:
+        raw = self.redis.hget(keys.rejected(self.board_id), relpath)
+        return json.loads(raw) if raw else None
+
+    def clear_rejection(self, relpath: str) -> bool:
+        return bool(self.redis.hdel(keys.rejected(self.board_id), relpath))
 
     def rejected(self, entries: Iterable[tuple[str, int, int]]) -> list[bool]:
         entries = list(entries)
@@ -351,7 +362,7 @@ class Ledger:
             out.append(bool(entry and entry["size"] == size and entry["mtime_ns"] == mtime_ns))
         return out
 
-    def rejection(self, relpath: str, size: int, mtime_ns: int) -> str | None:
+    def rejected_because(self, relpath: str, size: int, mtime_ns: int) -> str | None:
         """Why this version of the file was refused as bad; None when it was not."""
         raw = self.redis.hget(keys.rejected(self.board_id), relpath)
         entry = json.loads(raw) if raw else None
@@ -361,7 +372,7 @@ class Ledger:
         """Drop ``relpath``'s entry (and a rejection) so the next scan uploads the file again."""
         entry = self.path(relpath)
         dropped = self.drop(relpath, entry.item_id) if entry is not None else False
-        unrejected = bool(self.redis.hdel(keys.rejected(self.board_id), relpath))
+        unrejected = self.clear_rejection(relpath)
         released = bool(self.redis.hdel(self._released, relpath))
         return dropped or unrejected or released
 
@@ -371,6 +382,11 @@ class Ledger:
         from .migrate import migrate
 
         return migrate(self.redis, self.board_id, wait=wait)
+
+
+def rejection_record(size: int, mtime_ns: int, reason: str, **more: Any) -> str:
+    """A ``keys.rejected`` value: the file version refused, why and when (``status`` lists the newest first)."""
+    return json.dumps({"size": size, "mtime_ns": mtime_ns, "reason": reason, "at": round(time.time(), 3), **more})
 
 
 def _text(value: str | bytes) -> str:

@@ -253,7 +253,6 @@ class Settings:
     )
     url_signing_secret: str | None = setting(
         "URL_SIGNING_SECRET", "Secret for the image server's signed URLs (needed for the url route): openssl rand -hex 32", ROUTE, default=None, secret=True,
-        needed_by=Need.SIGNING, expected="a secret of at least 16 characters for signed image URLs (e.g. `openssl rand -hex 32`)",
     )
     url_ttl_seconds: int = setting("URL_TTL_SECONDS", "How long a signed URL stays valid, seconds (30..86400).", ROUTE, default=600, minimum=30, maximum=86400)
     probe_interval: int = setting(

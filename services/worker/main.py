@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
 
     queue = upload_queue(connection, settings.queue_name)
     refresh_alive(connection, name)
-    upkeep = Upkeep(connection, queue, name)
+    upkeep = Upkeep(connection, queue, name, settings.miro_board_id)
     upkeep.start()
     verifier = Verifier(ctx)
     verifier.start()

@@ -2,8 +2,10 @@
 
 * Liveness: every second the worker refreshes ``keys.worker_alive(name)`` (TTL a few seconds).
   A worker killed with SIGKILL stops refreshing it, and its absence is the signal of death.
-* Reaping: jobs a dead worker was running, or had just taken off the queue, are put back at the
-  front of the queue within seconds.
+* Reaping: jobs a dead worker was running, or had just taken off the queue, are put back on the
+  queue within seconds. A job whose worker died while running it is counted, put back at the front
+  once, then at the back, and quarantined the third time (:mod:`.poison`): a picture that crashes
+  its worker does not take every worker down in turn.
   (RQ alone would wait for the job timeout plus its 10-minute maintenance interval, and then
   fail the job instead of retrying it.) Exactly-once is kept by the uploader's intent record.
 * Retries: jobs that asked for a retry later sit in RQ's scheduled registry; due ones are
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import cast
 
 import redis
@@ -32,7 +34,7 @@ from rq.registry import ScheduledJobRegistry
 from shared import keys
 from shared.log import get_logger
 
-from . import rqcompat
+from . import poison, rqcompat
 
 log = get_logger("worker")
 
@@ -62,52 +64,78 @@ def refresh_alive(connection: redis.Redis, worker_name: str) -> None:
     connection.set(keys.worker_alive(worker_name), "1", ex=ALIVE_TTL)
 
 
-def reap_dead_workers(connection: redis.Redis, queue: Queue) -> list[str]:
-    """Requeue (at the front) the jobs whose worker no longer refreshes its liveness key."""
-    return _requeue_started(connection, queue, lambda worker: not worker or not connection.exists(keys.worker_alive(worker)),
-                            "worker {worker} died while running it")
+def reap_dead_workers(connection: redis.Redis, queue: Queue, board_id: str) -> list[str]:
+    """Requeue the jobs whose worker no longer refreshes its liveness key; quarantine a job that killed too many.
+
+    Each death is counted against the job (:mod:`.poison`): the job goes back at the front, then at
+    the back, and the third time its worker dies it is taken out (its file rejected).
+    """
+    requeued = []
+    for job_id, execution, worker_name in _claim_started(connection, queue, lambda worker: not worker or not connection.exists(keys.worker_alive(worker))):
+        deaths = poison.count_death(connection, job_id)
+        verdict = poison.after_death(deaths)
+        job = _fetch(connection, queue, job_id, execution)
+        if job is None:
+            continue
+        if verdict is poison.AfterDeath.QUARANTINE:
+            poison.quarantine(connection, queue, board_id, job, execution, deaths)
+            continue
+        reason = f"worker {worker_name or '?'} died while running it ({deaths} of {poison.MAX_DEATHS}, at the {verdict.value})"
+        _put_back(connection, queue, job, reason, execution, at_front=verdict is poison.AfterDeath.FRONT)
+        requeued.append(job_id)
+    return requeued
 
 
 def requeue_own_jobs(connection: redis.Redis, queue: Queue, worker_name: str) -> list[str]:
     """Requeue the jobs RQ still counts as running in this worker, which runs none right now.
 
     After RQ's loop broke off (Redis went away mid-job), the job it was running stays in the
-    started registry under a worker that is alive, so the reaper would leave it there.
+    started registry under a worker that is alive, so the reaper would leave it there. Not a
+    death of the job's making: not counted.
     """
-    return _requeue_started(connection, queue, lambda worker: worker == worker_name, "interrupted in worker {worker}")
-
-
-def _requeue_started(connection: redis.Redis, queue: Queue, abandoned: Callable[[str], bool], reason: str) -> list[str]:
     requeued = []
+    for job_id, execution, _ in _claim_started(connection, queue, lambda worker: worker == worker_name):
+        job = _fetch(connection, queue, job_id, execution)
+        if job is not None:
+            _put_back(connection, queue, job, f"interrupted in worker {worker_name}", execution)
+            requeued.append(job_id)
+    return requeued
+
+
+def _claim_started(connection: redis.Redis, queue: Queue, abandoned: Callable[[str], bool]) -> Iterator[tuple[str, Execution, str]]:
+    """(job id, execution, worker name) of each started job whose worker is ``abandoned``, claimed by this process."""
     for job_id, execution_id in rqcompat.started_entries(queue):
         execution, worker_name = rqcompat.execution_worker(connection, job_id, execution_id)
         if not abandoned(worker_name):
             continue
         # Claim the entry. A job that ended since it was listed took its entry and execution away
         # together (so no worker name was found): it must not run again.
-        if not rqcompat.claim_started(connection, queue, execution):
-            continue
-        if _put_back(connection, queue, job_id, reason.format(worker=worker_name or "?"), execution):
-            requeued.append(job_id)
-    return requeued
+        if rqcompat.claim_started(connection, queue, execution):
+            yield job_id, execution, worker_name
 
 
-def _put_back(connection: redis.Redis, queue: Queue, job_id: str, reason: str, execution: Execution | None = None) -> bool:
-    """Queue a claimed job again, at the front (and drop its ``execution``); False when there is nothing to run."""
+def _fetch(connection: redis.Redis, queue: Queue, job_id: str, execution: Execution | None = None) -> Job | None:
+    """A claimed job; None when there is nothing to run (and its ``execution`` is dropped)."""
     try:
-        job = Job.fetch(job_id, connection=connection, serializer=queue.serializer)
+        return Job.fetch(job_id, connection=connection, serializer=queue.serializer)
     except Exception:  # the job hash expired or is unreadable: nothing to run
         if execution is not None:
             connection.delete(execution.key)
-        return False
+        return None
+
+
+def _put_back(connection: redis.Redis, queue: Queue, job: Job, reason: str, execution: Execution | None = None, at_front: bool = True) -> None:
+    """Queue a claimed job again (and drop its ``execution``)."""
     with connection.pipeline() as pipe:
         if execution is not None:
             rqcompat.delete_execution(execution, job, pipe)
+        # A worker killed between registering the job as started and starting its code leaves it in
+        # RQ's intermediate list too, where rescue_taken_jobs would find it and queue it a second time.
+        pipe.lrem(rqcompat.intermediate_key(queue), 0, job.id)
         job.set_status(JobStatus.QUEUED, pipeline=pipe)
-        rqcompat.enqueue_job(queue, job, pipe, at_front=True)
+        rqcompat.enqueue_job(queue, job, pipe, at_front=at_front)
         pipe.execute()
-    log.warning("job.requeued", job_id=job_id, file=job.args[0] if job.args else None, reason=reason)
-    return True
+    log.warning("job.requeued", job_id=job.id, file=job.args[0] if job.args else None, reason=reason)
 
 
 def rescue_taken_jobs(connection: redis.Redis, queue: Queue) -> list[str]:
@@ -135,7 +163,10 @@ def rescue_taken_jobs(connection: redis.Redis, queue: Queue) -> list[str]:
         if now - seen[job_id] < ALIVE_TTL or not connection.lrem(rqcompat.intermediate_key(queue), 1, job_id):
             continue
         connection.hdel(keys.TAKEN_UNSTARTED, job_id)
-        if _put_back(connection, queue, job_id, "taken by a worker that never started it"):
+        # Not counted as a death of the job's making: none of its code ran.
+        job = _fetch(connection, queue, job_id)
+        if job is not None:
+            _put_back(connection, queue, job, "taken by a worker that never started it")
             requeued.append(job_id)
     return requeued
 
@@ -177,11 +208,12 @@ def retry_waiting_now(connection: redis.Redis) -> None:
 
 
 class Upkeep(threading.Thread):
-    def __init__(self, connection: redis.Redis, queue: Queue, worker_name: str) -> None:
+    def __init__(self, connection: redis.Redis, queue: Queue, worker_name: str, board_id: str) -> None:
         super().__init__(name="upkeep", daemon=True)
         self.connection = connection
         self.queue = queue
         self.worker_name = worker_name
+        self.board_id = board_id  # where a quarantined file is rejected
         self.stopped = threading.Event()
 
     def run(self) -> None:
@@ -198,7 +230,7 @@ class Upkeep(threading.Thread):
         refresh_alive(self.connection, self.worker_name)
         if self.connection.set(keys.MAINTENANCE_LOCK, self.worker_name, nx=True, px=int(TICK * 2000)):
             if can_judge_liveness():
-                reap_dead_workers(self.connection, self.queue)
+                reap_dead_workers(self.connection, self.queue, self.board_id)
                 rescue_taken_jobs(self.connection, self.queue)
             promote_due_retries(self.connection, self.queue, everything=bool(self.connection.delete(keys.MIRO_RECOVERED)))
 
