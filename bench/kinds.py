@@ -6,7 +6,9 @@ prints a Markdown table. The child first imports what a worker imports (RQ, redi
 picture stack loaded by ``preload()``), so its resting RSS is a worker's at rest and its peak is what
 the conversion takes a worker to (the memory goal: 300 MB). CPU is user + system time of all threads,
 ``inspect`` and ``prepare_upload`` together. ``--code`` measures another checkout's picture stack on the
-same files (before/after a change). ``--pillow`` adds the old way, Pillow alone: open, ``draft`` for
+same files (before/after a change). ``--isolated`` converts in the worker's converter child
+(:mod:`shared.image.isolated`) instead: CPU of worker and child together, the child's rest and peak RSS.
+``--pillow`` adds the old way, Pillow alone: open, ``draft`` for
 JPEG, full decode, turn upright, scale to at most 16.8 MP, JPEG quality 90.
 """
 
@@ -105,6 +107,39 @@ r1 = resource.getrusage(resource.RUSAGE_SELF)
 print(f"{r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime:.2f} s | {rest} MB | {mb('VmHWM')} MB | {outcome}")
 """
 
+ISOLATED = """
+import os, resource, sys
+sys.path.insert(0, sys.argv[2])
+import psutil
+import services.worker.main, services.worker.uploader  # a worker's imports
+from shared.image import isolated
+from shared.image.validate import BadImage
+
+def mb(field, pid="self"):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) // 1024
+
+converter = isolated.converter()
+converter.call(os.getpid, kind="")  # started and ready: the worker starts it at start-up
+child = psutil.Process(converter.pid)
+rest = mb("VmRSS", child.pid)
+r0, c0 = resource.getrusage(resource.RUSAGE_SELF), child.cpu_times()
+try:
+    upload = isolated.prepare(sys.argv[1], 6 * 1024 * 1024)
+    outcome = f"{len(upload.content) / 2**20:.1f} MB, {upload.width}x{upload.height}"
+except BadImage as exc:
+    outcome = f"refused: {exc}"
+r1 = resource.getrusage(resource.RUSAGE_SELF)
+try:
+    c1, peak = child.cpu_times(), f"{mb('VmHWM', child.pid)} MB"
+    child_cpu = c1.user + c1.system - c0.user - c0.system
+except (psutil.NoSuchProcess, FileNotFoundError, TypeError):  # the child was replaced after a failure
+    child_cpu, peak = 0.0, "-"
+caller = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime
+print(f"{caller + child_cpu:.2f} s | {rest} MB | {peak} | {mb('VmHWM')} MB | {outcome}")
+"""
+
 PILLOW = """
 import io, math, resource, sys
 import pillow_heif
@@ -146,17 +181,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="keep the pictures here (default: a temporary folder)")
     parser.add_argument("--scale", type=float, default=1.0, help="side scale of every picture (the smoke test's 0.05)")
-    parser.add_argument("--only", help="only the pictures whose name contains this text (e.g. AVIF)")
+    parser.add_argument("--only", help="only the pictures whose name contains this text, or one of these (e.g. AVIF or 'AVIF,HEIC')")
     parser.add_argument("--code", type=Path, default=ROOT, help="the checkout whose picture stack converts (default: this one)")
     parser.add_argument("--pillow", action="store_true", help="also convert each picture with Pillow alone")
+    parser.add_argument("--isolated", action="store_true",
+                        help="convert in the worker's converter child (shared.image.isolated): CPU of both, the child's rest and peak")
     args = parser.parse_args()
     folder = args.out or Path(tempfile.mkdtemp(prefix="bench-kinds-"))
     folder.mkdir(parents=True, exist_ok=True)
-    head = "| picture | file | CPU | worker at rest | peak RSS | sent |"
+    head = ("| picture | file | CPU (worker + child) | child at rest | child peak RSS | worker peak RSS | sent |" if args.isolated
+            else "| picture | file | CPU | worker at rest | peak RSS | sent |")
     print(head + (" Pillow alone CPU | peak RSS | sent |" if args.pillow else ""))
     print("|---" * (head.count("|") - 1 + (3 if args.pillow else 0)) + "|")
     for name, width, height, how in SOURCES:
-        if args.only and args.only.lower() not in name.lower():
+        if args.only and not any(part.strip().lower() in name.lower() for part in args.only.split(",")):
             continue
         width, height = max(64, round(width * args.scale)), max(64, round(height * args.scale))
         path = folder / f"{name.replace(' ', '-').replace(':', '').lower()}-{width}x{height}{how.split('[')[0]}"
@@ -164,7 +202,8 @@ def main() -> None:
             bits, frames = "16" if "16-bit" in name else "8", name.split(" frames")[0].rsplit(" ", 1)[-1] if " frames" in name else "1"
             subprocess.run([sys.executable, "-c", MAKE, str(width), str(height), str(path) + how[len(path.suffix):], bits, frames],
                            check=True)
-        row = f"| {name} | {path.stat().st_size / 2**20:.1f} MB | {_measure(OURS, path, str(args.code.resolve()), cells=4)} |"
+        code, cells = (ISOLATED, 5) if args.isolated else (OURS, 4)
+        row = f"| {name} | {path.stat().st_size / 2**20:.1f} MB | {_measure(code, path, str(args.code.resolve()), cells=cells)} |"
         if args.pillow:
             row += f" {_measure(PILLOW, path, cells=3)} |"
         print(row, flush=True)

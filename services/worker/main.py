@@ -140,11 +140,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"miro-sync worker: {problem}", file=sys.stderr)
             return 2
 
-    # Warm what every job uses, so the first upload is as fast as the rest: importing the module
-    # is not enough, Pillow and its plugins load on first use (~40 ms, once per worker).
-    from shared.imagetype import preload
+    # Pictures are decoded in a converter child (shared.image.isolated): started now, it loads the
+    # decoders while the worker connects, so the first job does not wait for it.
+    from shared.image import isolated
 
-    preload()
+    isolated.converter().start()
     if ctx.stopping.is_set():
         return 0
 

@@ -20,7 +20,8 @@ from urllib.parse import parse_qs, urlsplit
 from redis import Redis
 
 from shared import keys, metrics, signing
-from shared.imagetype import ImageInfo, Upload, prepare_upload
+from shared.image import isolated
+from shared.imagetype import ImageInfo, Upload
 from shared.ledger import Delivery
 from shared.log import get_logger
 from shared.ratelimit import Cost
@@ -51,9 +52,9 @@ class Delivered:
 
 
 def prepare_timed(path: Path, info: ImageInfo, settings: Settings) -> Upload:
-    """:func:`prepare_upload`, its time recorded when the picture had to be converted or downscaled."""
+    """:func:`isolated.prepare_upload`, its time recorded when the picture had to be converted or downscaled."""
     started = time.perf_counter()
-    upload = prepare_upload(path, info, settings.max_upload_bytes, keep_gps=settings.keep_gps)
+    upload = isolated.prepare_upload(path, info, settings.max_upload_bytes, keep_gps=settings.keep_gps)
     if upload.converted:
         metrics.record_conversion(time.perf_counter() - started)
     return upload

@@ -32,7 +32,8 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from shared import keys
-from shared.imagetype import SAFE_KINDS, BadImage, ImageInfo, carries_gps, inspect, prepare_upload
+from shared.image import isolated
+from shared.imagetype import SAFE_KINDS, BadImage, ImageInfo, carries_gps
 from shared.layout import cell_of_child, child_center, fit_geometry, frame_capacity, frame_folder, slot_center, slot_of_position
 from shared.ledger import Delivery, Intent, ItemEntry, Route
 from shared.log import get_logger
@@ -165,7 +166,7 @@ class Uploader:
         try:
             path = resolve_in_folder(self.settings.watch_folder, relpath)
             _same_version(path, size, mtime_ns)
-            info = inspect(path)
+            info = isolated.inspect(path)  # native decoders run in the converter child
             sha = file_sha256(path)
             _same_version(path, size, mtime_ns)  # not rewritten while we read it
         except Superseded as exc:
@@ -243,7 +244,10 @@ class Uploader:
     # --- edit: the same item gets the new bytes ------------------------------------------------
     def _update(self, v: _Version, current: ItemEntry) -> Result:
         grid = self.settings.grid
-        upload = prepare_upload(v.path, v.info, self.settings.max_upload_bytes, keep_gps=self.settings.keep_gps)
+        try:
+            upload = isolated.prepare_upload(v.path, v.info, self.settings.max_upload_bytes, keep_gps=self.settings.keep_gps)
+        except BadImage as exc:  # the new version cannot be converted (or crashed its decoder): the item keeps the old one
+            return self._reject(v.relpath, v.size, v.mtime_ns, str(exc))
         # Position and parent stay; the geometry is fitted again for the new aspect ratio.
         data = {"title": v.title, "geometry": fit_geometry(grid, v.info.width, v.info.height)}
         started = time.perf_counter()
@@ -346,7 +350,7 @@ class Uploader:
                 delivery = Delivery.FILE
                 if route == Route.URL.value:
                     # We cannot know whether Miro fetched the picture before the crash: refill it.
-                    upload = prepare_upload(v.path, v.info, self.settings.max_upload_bytes, keep_gps=self.settings.keep_gps)
+                    upload = isolated.prepare_upload(v.path, v.info, self.settings.max_upload_bytes, keep_gps=self.settings.keep_gps)
                     self.ctx.limiter.acquire(Cost.IMAGE_WRITE)
                     self.ctx.miro.update_image_file(self.settings.miro_board_id, item_id, upload.content, upload.filename, upload.content_type)
                     delivery = Delivery.REPAIRED

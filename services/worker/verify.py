@@ -25,7 +25,8 @@ from typing import Any
 
 import redis
 
-from shared.imagetype import BadImage, inspect
+from shared.image import isolated
+from shared.imagetype import BadImage
 from shared.ledger import Delivery
 from shared.log import get_logger
 from shared.miro import MiroBadRequest, MiroError, MiroNotFound, MiroRateLimited
@@ -100,7 +101,7 @@ def check(ctx: WorkerContext, checks: PendingChecks, pending: Pending) -> Delive
         ctx.circuit.verification_failed()
     try:
         path = resolve_in_folder(ctx.settings.watch_folder, pending.path)
-        info = inspect(path)
+        info = isolated.inspect(path)
         if info.size != pending.size or file_sha256(path) != pending.sha256:
             raise Superseded("file changed since it was uploaded")
         sent = repair_by_file(ctx, path, info, pending.item_id)

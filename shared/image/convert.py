@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -92,14 +93,17 @@ def sendable_as_is(info: ImageInfo, max_bytes: int) -> bool:
     return info.kind in SAFE_KINDS and info.size <= max_bytes
 
 
-def prepare_upload(path: str | os.PathLike[str], info: ImageInfo, max_bytes: int, keep_gps: bool = False) -> Upload:
-    """The bytes to upload: the file itself when it is safe and fits, else a converted copy.
+def prepare_upload(path: str | os.PathLike[str], info: ImageInfo, max_bytes: int, keep_gps: bool = False,
+                   converter: Callable[[Path, ImageInfo, int], Upload] | None = None) -> Upload:
+    """The bytes to upload: the file itself when it is safe and fits, else a converted copy
+    (made by ``converter``, :func:`convert` unless told: :mod:`shared.image.isolated` runs it in a child).
 
     Unless ``keep_gps``, the file's GPS position is cut out of its metadata in place (pixels and
     every other tag untouched, ``stripped="gps"``); when its EXIF is too damaged for that, the
     picture is converted instead, which drops all metadata. Converted copies never carry any.
     """
     path = Path(path)
+    converter = converter or convert
     if sendable_as_is(info, max_bytes):
         with open(path, "rb") as fh:
             content = fh.read(max_bytes + 1)
@@ -109,7 +113,7 @@ def prepare_upload(path: str | os.PathLike[str], info: ImageInfo, max_bytes: int
             except gps.Unremovable as exc:
                 why = f"GPS not removable in place: {exc}"
                 try:
-                    upload = convert(path, info, max_bytes)
+                    upload = converter(path, info, max_bytes)
                 except BadImage as problem:
                     raise BadImage(f"{problem}; {why}") from None
                 return replace(upload, converted=f"{upload.converted} ({why})", stripped="metadata")
@@ -118,7 +122,7 @@ def prepare_upload(path: str | os.PathLike[str], info: ImageInfo, max_bytes: int
             if len(stripped) <= max_bytes:  # a PNG text chunk compressed again may grow a little
                 return Upload(stripped, info.content_type, path.name, info.width, info.height, None, "gps")
         del content
-    return convert(path, info, max_bytes)
+    return converter(path, info, max_bytes)
 
 
 def carries_gps(path: str | os.PathLike[str], kind: str) -> bool:
