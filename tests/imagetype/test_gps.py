@@ -18,22 +18,9 @@ from shared.image import gps as exifgps
 from shared.image import jpeg as jpegcheck
 from shared.imagetype import carries_gps, inspect, prepare_upload
 from shared.settings import SettingsError, load_settings
-from tests.imagetype.pictures import encoded, noisy
+from tests.imagetype.pictures import WHEN, encoded, gps_exif, noisy
 
 MB = 1024 * 1024
-WHEN = "2024:05:17"  # the GPS date stamp: its bytes must be gone, not only unreachable
-
-
-def gps_exif(endian: str = ">", orientation: int = 6) -> Image.Exif:
-    exif = Image.Exif()
-    exif.endian = endian
-    exif[0x0112] = orientation
-    exif[0x010F] = "PhoneMaker"
-    gps = exif.get_ifd(0x8825)
-    gps.update({1: "N", 2: (48.0, 51.0, 24.5), 3: "E", 4: (2.0, 17.0, 40.25), 0x1D: WHEN})
-    return exif
-
-
 def write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
