@@ -102,7 +102,8 @@ def _count(tally: Tally, seed: Seed, name: str, mutations: list[Mutation], data:
 
 def report(tally: Tally, args: argparse.Namespace) -> str:
     rate = tally.executions / tally.seconds if tally.seconds else 0.0
-    lines = [f"# Fuzz run: `python -m bench fuzz --seconds {args.seconds:g} --seed {args.seed}`{' --large' if args.large else ''}", "",
+    command = f"python -m bench fuzz --seconds {args.seconds:g} --seed {args.seed}" + ("" if args.large else " --no-large")
+    lines = [f"# Fuzz run: `{command}`", "",
              f"- executions: {tally.executions} in {tally.seconds:.0f} s ({rate:.1f} per second)",
              f"- limits: {args.timeout:g} s, {args.memory_mb} MB, cases up to {args.max_size >> 20} MB",
              "- outcomes: " + ", ".join(f"{k} {v}" for k, v in tally.outcomes.most_common()),

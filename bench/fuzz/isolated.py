@@ -87,7 +87,10 @@ def picture_stack(path: str, max_bytes: int) -> Any:
 
 def run_one(path: str | os.PathLike[str], limits: Limits = Limits(), stack: Callable[[str, int], Any] = picture_stack) -> Verdict:
     """Run ``stack`` (the picture stack; run_one's own tests give stand-ins that crash) on ``path``
-    in a child process: what happened, whatever happened."""
+    in a child process: what happened, whatever happened.
+
+    A script (``python file.py``) that calls this needs multiprocessing's ``if __name__ == "__main__":``
+    guard: each child prepares by running the main file again. ``python -m`` and pytest need nothing."""
     ctx = _context()
     receive, send = ctx.Pipe(duplex=False)
     fd, trace_path = tempfile.mkstemp(prefix="fuzz-trace-")
