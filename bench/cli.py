@@ -1,5 +1,8 @@
 """`python -m bench [--quick | --smoke] [--only NAMES]`: run the drills, print the table, write the results.
 
+`python -m bench fuzz [--seconds N]` fuzzes the picture stack instead (:mod:`bench.fuzz.campaign`;
+no stack needed).
+
 Every run writes ``bench/out/results-<profile>.md`` and keeps its processes' logs in
 ``bench/out/<profile>/logs``; a complete full run also replaces the generated block of
 ``bench/RESULTS.md``. Exit code 0 when every drill ran (missed targets are reported, not fatal),
@@ -37,6 +40,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["fuzz"]:
+        from .fuzz.campaign import main as fuzz
+
+        return fuzz(argv[1:])
     args = parse(argv)
     profile = PROFILES["quick" if args.quick else "smoke" if args.smoke else "full"]
     names = [n.strip() for n in args.only.split(",")] if args.only else list(DRILLS)

@@ -18,9 +18,10 @@ quality 90 holds about that much photo; decoding more costs memory for pixels th
 kept in memory (at most 67 MB, RGBA). From there it is encoded until it fits ``max_bytes``: JPEG
 at quality 90, then 82 and 74 when it is a little too big (every pixel kept), else scaled down by
 the square root of the overshoot. Pictures with transparency become PNG, animations (GIF, WebP)
-an animated GIF, everything else JPEG. Colours: CMYK is converted to sRGB (libvips' built-in
-profile), 16 bits to 8 (libvips' savers), and an embedded ICC profile (Display P3 on phones) goes
-with the copy, which browsers apply; converting the pixels to sRGB instead cost 3 s of CPU at 24 MP. The picture is turned upright (EXIF
+an animated GIF, everything else JPEG. Colours: CMYK is converted to sRGB (with the file's CMYK
+profile, else libvips' built-in one; the copy has none), 16 bits to 8 (libvips' savers), and an
+embedded ICC profile (Display P3 on phones) goes with the copy, which browsers apply, unless it is
+over :data:`MAX_PROFILE` (dropped, noted); converting the pixels to sRGB instead cost 3 s of CPU at 24 MP. The picture is turned upright (EXIF
 orientation, HEIF rotation), and no other metadata is kept: a converted copy carries no GPS position.
 
 Memory (the goal: no conversion takes the worker past 300 MB). Some decoders hold the whole
@@ -168,6 +169,8 @@ def _convert(path: Path, info: ImageInfo, max_bytes: int) -> Upload:
         alpha = im.hasalpha() and im[im.bands - 1].min() < 255
         if im.hasalpha() and not alpha:
             im = im[: im.bands - 1]  # an alpha channel that hides nothing: a JPEG shows it the same
+        im, dropped = _profile_within_bounds(im)
+        notes += [dropped] if dropped else []
         content, fmt, quality, out = _fit(im, "png" if alpha else "jpeg", max_bytes)
     except pyvips.Error as exc:
         raise BadImage(f"truncated or corrupt {info.kind} ({short(exc)})") from None
@@ -190,6 +193,12 @@ def _decode(path: Path, info: ImageInfo) -> tuple[Any, bool]:
         # thumbnail: shrink-on-load, EXIF orientation applied, CMYK to sRGB. An embedded ICC
         # profile is kept with the pixels (a transform to sRGB cost 3 s of CPU at 24 MP).
         im = pyvips.Image.thumbnail(str(path), width, height=height, size="down", fail_on="error")
+        if head.interpretation == "cmyk":
+            # Now sRGB, converted with the file's CMYK profile or, when it has none libvips can use,
+            # libvips' own, which it leaves on the picture unowned: freed with the pipeline, so a
+            # saver read freed memory (SIGSEGV, libvips 8.18). A CMYK profile no saver writes for
+            # sRGB: dropped while the pipeline holds it.
+            im = _without_profile(im)
         return im.copy_memory(), turned  # a loader's pipeline, computed once into memory libvips owns
     if info.kind in ("heic", "heif"):
         return _heif_pixels(path), False  # libheif applied the container's rotation and mirroring
@@ -349,3 +358,27 @@ def _convert_animation(path: Path, info: ImageInfo, max_bytes: int) -> Upload:
     if (im.width, page_height) != (info.width, info.height):
         what += f" {info.width}x{info.height}->{im.width}x{page_height}"
     return Upload(content, "image/gif", path.stem + ".gif", im.width, page_height, what)
+
+
+# --- ICC profiles ---------------------------------------------------------------------------------
+
+MAX_PROFILE = 1 << 20
+"""An embedded ICC profile bigger than this is not carried into a converted copy (which then shows
+as sRGB). Display profiles (sRGB, Display P3, Adobe RGB) take under 4 kB; a profile goes into every
+encoding attempt, and a 16 MB one made every copy too big for Miro's 6 MB."""
+
+
+def _profile_within_bounds(im: Any) -> tuple[Any, str | None]:
+    """``im`` without an ICC profile over :data:`MAX_PROFILE`, and the note saying so."""
+    if not im.get_typeof("icc-profile-data"):
+        return im, None
+    size = len(im.get("icc-profile-data"))
+    if size <= MAX_PROFILE:
+        return im, None
+    return _without_profile(im), f"ICC profile dropped ({size / 2**20:.1f} MB)"
+
+
+def _without_profile(im: Any) -> Any:
+    im = im.copy()
+    im.remove("icc-profile-data")
+    return im

@@ -61,10 +61,11 @@ _PNG_RAW_KEYS = (b"Raw profile type exif", b"Raw profile type APP1", b"Raw profi
 _MAX_TEXT = 16 << 20  # a compressed text chunk inflating past this is not inspected: dropped
 _NAME = rb"[\w.\-]+:gps[\w.\-]*"
 _XMP_GPS = re.compile(
-    rb"<(?P<tag>" + _NAME + rb")(?=[\s/>])[^>]*?(?:/>|>.*?</(?P=tag)\s*>)"  # <exif:GPSLatitude>..</..>
+    rb"<(?P<tag>" + _NAME + rb")(?=[\s/>])"  # <exif:GPSLatitude ...>: where it ends is found apart
     rb"|(?<=\s)" + _NAME + rb"\s*=\s*(?:\"[^\"]*\"|'[^']*')",  # exif:GPSLatitude="..."
-    re.I | re.S,
+    re.I,
 )
+_XMP_GPS_END = re.compile(rb"</(" + _NAME + rb")\s*>", re.I)
 _GPS_LEFT = re.compile(rb":gps", re.I)
 
 
@@ -201,11 +202,39 @@ def _strip_exif(body: bytes) -> bytes | None:
 
 def strip_xmp(packet: bytes) -> bytes | None:
     """The XMP packet with its GPS properties blanked (same length); b"" when it must go whole;
-    None when it names none."""
+    None when it names none.
+
+    Linear in the packet, which a PNG text chunk may inflate to 16 MB: each byte is searched once,
+    for a property's start or as an element's content, which is then blanked (the worst, 16 MB of
+    GPS elements, takes 1.6 s). One pattern with ``<tag>.*?</tag>`` searched to the end of the
+    packet again for each element never closed: 240 kB of them took 20 s. An element never closed
+    keeps its GPS name, so the packet goes whole at the first one.
+    """
     if not _GPS_LEFT.search(packet):
         return None
-    blanked = _XMP_GPS.sub(lambda m: b" " * len(m.group(0)), packet)
-    return b"" if _GPS_LEFT.search(blanked) else blanked
+    blanked = bytearray(packet)
+    at = 0
+    while (found := _XMP_GPS.search(packet, at)) is not None:
+        end = found.end() if found["tag"] is None else _element_end(packet, found)
+        if end is None:
+            return b""
+        blanked[found.start() : end] = b" " * (end - found.start())
+        at = end
+    return b"" if _GPS_LEFT.search(blanked) else bytes(blanked)
+
+
+def _element_end(packet: bytes, start: re.Match[bytes]) -> int | None:
+    """Past the end of the element whose start tag ``start`` found (``<a:GPS .../>`` or
+    ``<a:GPS ...>...</a:GPS>``); None when it has none."""
+    tag_end = packet.find(b">", start.end())
+    if tag_end < 0:
+        return None
+    if tag_end > start.end() and packet[tag_end - 1] == ord("/"):
+        return tag_end + 1
+    name = start["tag"].lower()
+    # The first end tag of the same name (case ignored, as for the start tag); the bytes searched
+    # up to it are the element's content, blanked with it, so none is searched twice.
+    return next((end.end() for end in _XMP_GPS_END.finditer(packet, tag_end + 1) if end[1].lower() == name), None)
 
 
 # --- JPEG ---------------------------------------------------------------------------------------

@@ -199,6 +199,30 @@ def test_tiny_png_inflating_past_its_header_is_refused_unbuilt(tmp_path):
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 20 * 1024
 
 
+def _png_with_image_data(folder: Path, *idats: bytes) -> Path:
+    """An 8 x 8 grey PNG whose image data chunks are ``idats``."""
+    path = folder / "grey.png"
+    ihdr = struct.pack(">IIBBBBB", 8, 8, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + b"".join(_png_chunk(b"IDAT", d) for d in idats) + _png_chunk(b"IEND", b""))
+    return path
+
+
+GREY = zlib.compress(bytes(9 * 8))  # 8 rows: filter byte + 8 samples
+
+
+def test_png_bytes_after_its_image_data_in_the_last_chunk_are_ignored(tmp_path):
+    """As the PNG specification asks of decoders: encoders that write out a whole buffer leave them."""
+    path = _png_with_image_data(tmp_path, GREY[:10], GREY[10:] + bytes(4000), b"")
+    assert (inspect(path).width, inspect(path).height) == (8, 8)
+
+
+def test_png_image_data_chunk_after_the_end_of_its_image_data_is_refused(tmp_path):
+    """Each such chunk once had zlib copy all the earlier ones (7.5 MB of them took 4.7 s); viewers skip them unread."""
+    path = _png_with_image_data(tmp_path, GREY, b"", *[bytes(176)] * 3)
+    with pytest.raises(BadImage, match=r"corrupt png \(image data after the end of its stream\)"):
+        inspect(path)
+
+
 @pytest.mark.parametrize("fmt", ["WEBP", "AVIF", "TIFF", "HEIC", "PNG-too-big"])
 def test_converted_copy_of_any_kind_carries_no_gps(tmp_path, fmt):
     import pillow_heif

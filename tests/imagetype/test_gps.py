@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import random
 import struct
+import time
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
@@ -18,22 +19,9 @@ from shared.image import gps as exifgps
 from shared.image import jpeg as jpegcheck
 from shared.imagetype import carries_gps, inspect, prepare_upload
 from shared.settings import SettingsError, load_settings
-from tests.imagetype.pictures import encoded, noisy
+from tests.imagetype.pictures import WHEN, encoded, gps_exif, noisy
 
 MB = 1024 * 1024
-WHEN = "2024:05:17"  # the GPS date stamp: its bytes must be gone, not only unreachable
-
-
-def gps_exif(endian: str = ">", orientation: int = 6) -> Image.Exif:
-    exif = Image.Exif()
-    exif.endian = endian
-    exif[0x0112] = orientation
-    exif[0x010F] = "PhoneMaker"
-    gps = exif.get_ifd(0x8825)
-    gps.update({1: "N", 2: (48.0, 51.0, 24.5), 3: "E", 4: (2.0, 17.0, 40.25), 0x1D: WHEN})
-    return exif
-
-
 def write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
@@ -169,6 +157,46 @@ def test_xmp_in_a_form_the_patterns_miss_is_dropped_whole():
     with Image.open(io.BytesIO(cleaned)) as im:
         assert "xmp" not in im.info  # no longer an XMP segment: readers skip it
         assert pixels(cleaned) == pixels(original)
+
+
+def test_xmp_gps_elements_of_every_form_are_blanked_in_place():
+    kept = b'<rdf:Description tiff:Make="Phone">'
+    parts = [
+        b'<exif:GPSAltitude rdf:parseType="Resource"/>',  # empty element
+        b"<EXIF:gpsSpeed>3</exif:GPSSPEED >",  # names compared as the patterns always did: ignoring case
+        b"<exif:GPSDest><rdf:Seq><rdf:li>1</rdf:li></rdf:Seq></exif:GPSDest>",  # nested content goes with it
+        b"<exif:GPSDest>2</exif:GPSDest>",  # the same name again
+    ]
+    packet = kept + b"\n".join(parts) + b"</rdf:Description>"
+    expected = kept + b"\n".join(b" " * len(part) for part in parts) + b"</rdf:Description>"
+    assert exifgps.strip_xmp(packet) == expected
+
+
+# GPS elements without their end tag (other end tags in between), or without even a ">".
+NEVER_CLOSED = [b"<exif:GPSLongitude>2</x:y>", b"<exif:GPSLongitude "]
+
+
+@pytest.mark.parametrize("unit", NEVER_CLOSED, ids=["no-end-tag", "no-closing-bracket"])
+def test_xmp_of_gps_elements_never_closed_goes_whole_in_linear_time(unit):
+    """200 kB of them took 6 s of CPU, each searched to the end of the packet for its end (1 s when
+    only that search was left); a PNG's compressed XMP may inflate to 16 MB. Now a few ms."""
+    packet = b"<x:xmpmeta>" + unit * 8_000
+    started = time.process_time()
+    assert exifgps.strip_xmp(packet) == b""
+    assert time.process_time() - started < 0.2
+
+
+def test_png_xmp_of_gps_elements_never_closed_is_dropped_quickly(tmp_path):
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", (b"<x:xmpmeta>" + NEVER_CLOSED[0] * 8_000).decode(), zip=True)
+    path = write(tmp_path / "xmp.png", encoded(noisy(40, 30), "PNG", pnginfo=info))
+    started = time.process_time()
+    assert carries_gps(path, "png")
+    upload = prepare_upload(path, inspect(path), 6 * MB)
+    assert time.process_time() - started < 1.0
+    assert upload.stripped == "gps" and b"GPS" not in upload.content
+    with Image.open(io.BytesIO(upload.content)) as im:
+        assert "xmp" not in im.info
 
 
 def test_extended_xmp_naming_gps_is_zeroed():

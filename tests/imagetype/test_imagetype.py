@@ -8,11 +8,14 @@ import zlib
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms
 
+from bench.fuzz.bombs import icc_claiming
+from bench.fuzz.isolated import Limits, Outcome, run_one
 from shared import imagetype
 from shared.image import png
 from shared.image import sniff as sniff_module
+from shared.image.convert import MAX_PROFILE
 from shared.imagetype import BadImage, inspect, prepare_upload, sniff
 from tests.imagetype.pictures import encoded, noisy
 
@@ -237,6 +240,30 @@ def test_rotated_jpeg_converted_comes_out_upright_without_exif(tmp_path):
     assert "turned upright" in upload.converted
 
 
+@pytest.mark.parametrize("profile", [None, icc_claiming(200)], ids=["no-profile", "unusable-profile"])
+def test_cmyk_jpeg_converted_as_the_worker_does_it_survives(tmp_path, profile):
+    """libvips turns CMYK into sRGB with its own CMYK profile when the file has none it can use, and
+    left that profile on the picture unowned, freed with the pipeline: each conversion read freed
+    memory, and the worker's process died of it (SIGSEGV). In a child, as preloaded as the worker."""
+    path = save(Image.new("CMYK", (96, 64), (0, 255, 255, 0)), tmp_path / "print.jpg", "JPEG", **({"icc_profile": profile} if profile else {}))
+    verdict = run_one(path, Limits(max_bytes=path.stat().st_size - 1))
+    assert verdict.outcome is Outcome.ACCEPTED and "image/jpeg" in verdict.detail and "jpeg->jpeg" in verdict.detail, verdict.describe()
+
+
+@pytest.mark.parametrize("huge", [False, True], ids=["display-profile", "16MB"])
+def test_converted_copy_carries_its_icc_profile_unless_it_is_huge(tmp_path, huge):
+    """A profile goes into every encoding attempt: a 16 MB one made each too big, so the picture was refused."""
+    profile = icc_claiming(16 << 20) if huge else ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    assert (len(profile) > MAX_PROFILE) is huge
+    path = save(noisy(64, 48), tmp_path / "wide-gamut.png", "PNG", icc_profile=profile)
+    upload = prepare_upload(path, inspect(path), path.stat().st_size - 1)
+    carried = Image.open(io.BytesIO(upload.content)).info.get("icc_profile")
+    if huge:
+        assert carried is None and upload.converted.endswith("ICC profile dropped (16.0 MB)")
+    else:
+        assert carried == profile and "ICC" not in upload.converted
+
+
 def test_heic_is_converted(tmp_path):
     import pillow_heif
 
@@ -263,8 +290,11 @@ def test_heic_without_its_decoder_is_refused_with_a_hint(tmp_path, monkeypatch):
 
 MEASURE = """
 import resource, sys
+from bench.fuzz.bombs import icc_claiming
+from bench.fuzz.isolated import Limits, Outcome, run_one
 from shared import imagetype
 from shared.image import png
+from shared.image.convert import MAX_PROFILE
 from shared.image import sniff as sniff_module
 imagetype.preload()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
