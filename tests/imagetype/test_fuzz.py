@@ -19,6 +19,7 @@ from bench.fuzz.isolated import Limits, Outcome, run_one
 from bench.fuzz.mutate import apply, draw, recipe
 from bench.fuzz.seeds import KINDS, Seed, seeds
 from shared.image.sniff import CONTENT_TYPES
+from shared.image.validate import BadImage
 from tests.imagetype import faults
 
 CASES = 100
@@ -77,3 +78,35 @@ def test_a_failing_stack_costs_the_child_and_is_reported(tmp_path, stand_in, lim
     assert detail in verdict.detail
     if outcome in (Outcome.CRASH, Outcome.HANG):
         assert f"in {stand_in.__name__}" in verdict.trace, verdict.trace  # where it was, for the report
+
+
+ISOLATED_CASES = 40
+"""Through the worker's own converter child, which stays warm across cases: about 2 s."""
+CONVERTER_FAILED = ("decoder crashed", "took longer than", "needed more than")
+"""The converter child's reasons for a picture it did not survive: each is a finding here."""
+
+
+@pytest.fixture(scope="module")
+def converter():
+    from shared.image.isolated import Converter
+
+    child = Converter()
+    yield child
+    child.stop()
+
+
+@settings(max_examples=ISOLATED_CASES, derandomize=True, database=None, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(kind=st.sampled_from(KINDS), rnd=st.randoms(use_true_random=False))
+def test_mutated_pictures_through_the_workers_isolation_give_an_upload_or_a_reason(folder, converter, kind, rnd):
+    """What a worker calls (shared.image.isolated): a crash, hang or blow-up in the stack would come
+    back as a BadImage naming it (and the converter restarted), never take this process down."""
+    name = rnd.choice(sorted(name for name, seed in _seeds().items() if seed.kind == kind))
+    seed, mutations = _seeds()[name], draw(rnd)
+    path = _write(folder, "iso." + name.rsplit(".", 1)[1], apply(seed.data, seed.kind, mutations, MAX_SIZE))
+    try:
+        upload = converter.prepare(path, 6 * 1024 * 1024)
+    except BadImage as exc:
+        assert str(exc) and not any(words in str(exc) for words in CONVERTER_FAILED), f"{exc}\nrecipe: {recipe(name, mutations)}"
+    else:
+        assert upload.content and len(upload.content) <= 6 * 1024 * 1024
