@@ -191,3 +191,68 @@ def test_up_restarts_a_killed_worker_and_stops_promptly_on_ctrl_c(local_stack):
     assert local_stack.proc.popen.wait(1) == 0
     assert time.monotonic() - started < 10
     assert "process.killed" not in output()
+
+
+def test_a_picture_that_kills_its_worker_costs_that_picture_alone_under_up(local_stack):
+    """`up --workers 2`, twenty good pictures and one whose job kills whatever worker runs it (the
+    test plays the crash: it SIGKILLs the worker running that job, as a decoder crash or the OOM
+    killer would). `up` restarts each, the twenty arrive once, the third death quarantines the
+    picture and `status --json` names it with the reason."""
+    import json
+    import os
+    import re
+    import signal
+    import subprocess
+    import threading
+
+    from services.worker import rqcompat
+    from shared.jobs import job_id, upload_queue
+    from tests.fixtures.idle import QUEUE
+    from tests.fixtures.procs import MIRO_SYNC
+
+    local_stack.start()
+    queue = upload_queue(local_stack.ledger().redis, QUEUE)
+    poison = local_stack.folder / "poison.bmp"
+    Image.effect_noise((3000, 2000), 40).convert("RGB").save(poison, "BMP")  # slow to convert: the kill lands first
+    st = poison.stat()
+    target = job_id(poison.name, st.st_size, st.st_mtime_ns)
+    kills: list[int] = []
+    done = threading.Event()
+
+    def kill_whoever_runs_it() -> None:
+        while not done.wait(0.02):
+            for jid, execution_id in rqcompat.started_entries(queue):
+                _, worker = rqcompat.execution_worker(queue.connection, jid, execution_id)
+                pid = int(worker.rsplit("-", 2)[-2]) if jid == target and worker else None
+                if pid and pid not in kills:
+                    try:
+                        os.killpg(pid, signal.SIGKILL)  # each worker of `up` leads its own process group
+                        kills.append(pid)
+                    except ProcessLookupError:
+                        pass
+
+    killer = threading.Thread(target=kill_whoever_runs_it, daemon=True)
+    killer.start()
+    try:
+        expected = {f"good-{i:02d}.png": make_image(local_stack.folder / f"good-{i:02d}.png", "png", seed=200 + i) for i in range(20)}
+        local_stack.wait_items(20, timeout=90)
+
+        def status() -> dict:
+            done_ = subprocess.run(MIRO_SYNC + ["status", "--json"], env={"PATH": "/usr/bin:/bin", **local_stack.service_env()},
+                                   capture_output=True, text=True, timeout=60)
+            return json.loads(done_.stdout)
+
+        wait_for(lambda: any(r["path"] == poison.name for r in status()["recent_rejections"]), 90,
+                 what=lambda: f"the picture to be quarantined ({len(kills)} kills)\n" + local_stack.proc.output()[-3000:])
+        local_stack.wait_idle()
+    finally:
+        done.set()
+        killer.join(5)
+    assert len(kills) == 3, "the third death ends it: no worker takes it again"
+    assert_board_matches(local_stack, expected)
+    [rejection] = [r for r in status()["recent_rejections"] if r["path"] == poison.name]
+    assert rejection["reason"] == "a worker died 3 times on this file" and rejection["at"]
+    assert local_stack.proc.alive(), "up goes on"
+    output = local_stack.proc.output()
+    assert len(re.findall(r"process.exited name=worker-\d", output)) == 3
+    assert status()["workers_alive"] >= 1

@@ -156,7 +156,7 @@ def test_tunnel_state_discovers_and_probes(tunnel, served_folder, redis_url, red
     def served_records():
         return [json.loads(redis_client.get(k)) for k in redis_client.keys(keys.served("*"))]
 
-    records = wait_for(served_records, 5, "the image server's record of the probe")
+    records = wait_for(served_records, 5, what="the image server's record of the probe")
     assert [(r["path"], r["bytes"]) for r in records] == [(PROBE_NAME, len(PROBE_PNG))]
     assert list(served_folder.iterdir()) == [served_folder / "photo.jpg"]
 
