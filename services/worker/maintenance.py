@@ -132,6 +132,10 @@ def _put_back(connection: redis.Redis, queue: Queue, job: Job, reason: str, exec
         # A worker killed between registering the job as started and starting its code leaves it in
         # RQ's intermediate list too, where rescue_taken_jobs would find it and queue it a second time.
         pipe.lrem(rqcompat.intermediate_key(queue), 0, job.id)
+        # And forget an old sighting of it there: once queued, the next worker to take it puts it in
+        # that list again, and an old sighting would have rescue_taken_jobs queue it a second time
+        # under that live worker (two workers on one job).
+        pipe.hdel(keys.TAKEN_UNSTARTED, job.id)
         job.set_status(JobStatus.QUEUED, pipeline=pipe)
         rqcompat.enqueue_job(queue, job, pipe, at_front=at_front)
         pipe.execute()

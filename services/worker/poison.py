@@ -95,6 +95,7 @@ def quarantine(connection: redis.Redis, queue: Queue, board_id: str, job: Job, e
         if execution is not None:
             rqcompat.delete_execution(execution, job, pipe)
         pipe.lrem(rqcompat.intermediate_key(queue), 0, job.id)  # as maintenance._put_back does
+        pipe.hdel(keys.TAKEN_UNSTARTED, job.id)
         if version is not None:
             path, size, mtime_ns = version
             pipe.hset(keys.rejected(board_id), path, rejection_record(size, mtime_ns, reason, deaths=deaths))

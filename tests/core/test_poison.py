@@ -197,3 +197,16 @@ def test_retry_all_leaves_quarantined_files_and_names_them(queue, redis_client, 
     assert retry.run(argparse.Namespace(all=False, paths=[str(tmp_path / "my bad.heic")])) == 0  # as a path to the file too
     assert capsys.readouterr().out == "✔ released my bad.heic (quarantined: a worker died 3 times on this file); queued again\n"
     assert queue.get_job_ids() == [bad.id]
+
+
+def test_a_job_put_back_is_not_queued_again_under_the_next_worker_that_takes_it(queue, redis_client):
+    """A sighting of the job in RQ's intermediate list from before its worker died is stale once the
+    reaper has queued it again: the next worker to take it passes through that list, and an old
+    sighting made the rescue queue it a second time, under that live worker (two workers, one job)."""
+    job = upload(queue, "photo.png")
+    die_running(queue, job)
+    redis_client.hset(keys.TAKEN_UNSTARTED, job.id, redis_client.time()[0] - 60)  # seen stuck long ago
+    assert maintenance.reap_dead_workers(redis_client, queue, BOARD) == [job.id]
+    redis_client.lmove(queue.key, rqcompat.intermediate_key(queue))  # a live worker takes it (BLMOVE)
+    assert maintenance.rescue_taken_jobs(redis_client, queue) == []
+    assert queue.get_job_ids() == []
