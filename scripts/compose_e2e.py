@@ -476,6 +476,10 @@ def check_url_route(stack: Stack, staging: Path, expected: dict[str, str]) -> No
     stack.down()
     stack.env_file.write_text(stack.env_file.read_text() + "UPLOAD_MODE=url\nVERIFY_GRACE=3\n")
     stack.up()
+    # Workers no longer wait for a healthy image server (the file route needs none): the url route's
+    # check waits for it, as a person would before dropping pictures, or a loaded machine's slow
+    # start of gunicorn is a tunnel that does not deliver (repaired, by design, not verified).
+    check_healthchecks(stack)
     set_tunnel_mode(stack, "normal")
     made = stack.copy_in(301, 10, staging)
     expected.update(made)
