@@ -39,9 +39,11 @@ What runs in the calling process is pure Python on bytes: a file sent as it is (
 :func:`inspect` for PNG and JPEG (:mod:`shared.image.png`, :mod:`shared.image.jpeg`; zlib aside, no
 imaging library). A PNG sent as it is never meets the child; a JPEG's one native call, its EXIF
 orientation as libvips reads it (:func:`~shared.image.validate.jpeg_orientation`), is its only round
-trip. Walked in the child, the two cost 0.6 and 1.2 ms more CPU per 1 MB picture than in the worker
-(the check moved, and the worker then hashes and sends bytes that another core read); split so, the
-PNG costs nothing more and the JPEG 0.2-0.5 ms: bench/RESULTS.md ("Conversion in a child process").
+trip. Walked in the child, a 1 MB PNG cost 0.7-1.0 ms more CPU than in the worker and a JPEG 0.9-1.8
+ms (the check moved, and the worker then hashes and sends bytes that another core read); split so, the
+PNG costs nothing more and the JPEG 0.5-1.0 ms: bench/RESULTS.md ("Conversion in a child process").
+The walks are Python: a bad file makes them raise, never crash; one that never ended would be cut by
+the job's timeout, not this module's (the fuzzer, ``python -m bench fuzz``, runs them under its limits).
 
 The one entry point for "this file: the bytes to upload, or BadImage with the reason, never a
 crash of the caller" is :func:`prepare`; the worker calls its two halves, :func:`inspect` early
