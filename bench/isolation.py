@@ -2,9 +2,9 @@
 
 A 1 MB JPEG and a 1 MB PNG (photo-like, under Miro's 6 MB: the worker sends them as they are) go
 through ``inspect`` then ``prepare_upload``, as the worker calls them, 200 times each: in this process
-(:mod:`shared.imagetype`, before isolation) and with ``inspect`` in the converter child
-(:mod:`shared.image.isolated`, what the worker does now). Printed per picture: wall time, this
-process's CPU and the child's CPU (user + system), as a Markdown table.
+(:mod:`shared.imagetype`, before isolation) and through the converter (:mod:`shared.image.isolated`,
+what the worker does now: a PNG checked here, a JPEG's orientation read in the child). Printed per
+picture: wall time, this process's CPU and the child's CPU (user + system), as a Markdown table.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def main() -> None:
             path = Path(tmp) / f"one{suffix}"
             path.write_bytes(photo_near(1_000_000, kind))
             for where, inspect, prepare in (("in the worker (before)", imagetype.inspect, imagetype.prepare_upload),
-                                            ("inspect in the child (after)", isolated.inspect, isolated.prepare_upload)):
+                                            ("through the converter (after)", isolated.inspect, isolated.prepare_upload)):
                 wall, cpu, child_cpu = _per_picture(inspect, prepare, path, child)
                 print(f"| {kind} | {where} | {wall:.2f} ms | {cpu:.2f} ms | {child_cpu:.2f} ms |")
 

@@ -23,6 +23,7 @@ pixels: a file claiming 100,000 x 100,000 is refused in microseconds.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
@@ -60,8 +61,12 @@ class _Header(NamedTuple):
     what: str = ""  # the kind as the reason names it when that is too much ("progressive jpeg")
 
 
-def inspect(path: str | os.PathLike[str]) -> ImageInfo:
-    """Validate ``path`` (cheaply, see the module's docstring); raise :class:`BadImage` with the reason."""
+def inspect(path: str | os.PathLike[str], jpeg_turn: Callable[[Path], int] | None = None) -> ImageInfo:
+    """Validate ``path`` (cheaply, see the module's docstring); raise :class:`BadImage` with the reason.
+
+    ``jpeg_turn`` reads a JPEG's EXIF orientation (:func:`jpeg_orientation`, here by default): the
+    one native call of a JPEG's check, which the worker's converter makes in its child.
+    """
     path = Path(path)
     with open(path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
@@ -78,7 +83,7 @@ def inspect(path: str | os.PathLike[str]) -> ImageInfo:
         if kind == "png":
             facts = _check_png(fh)
         elif kind == "jpeg":
-            facts = _check_jpeg(fh, size, path)
+            facts = _check_jpeg(fh, size, path, jpeg_turn or jpeg_orientation)
         else:
             facts = _header(path, kind)
     too_big = memory.refusal(facts.what or kind, facts.width, facts.height, facts.need) if facts.need > memory.BUDGET else None
@@ -111,14 +116,13 @@ def _check_png(fh: BinaryIO) -> _Header:
     return _Header(facts.width, facts.height, 1, need, "interlaced png" if facts.interlaced else "")
 
 
-def _check_jpeg(fh: BinaryIO, size: int, path: Path) -> _Header:
+def _check_jpeg(fh: BinaryIO, size: int, path: Path, turn: Callable[[Path], int]) -> _Header:
     try:
         facts = jpeg.check(fh, size)
     except jpeg.JpegProblem as exc:
         raise BadImage(str(exc)) from None
     guard_pixels(facts.width, facts.height)
-    # The orientation as libvips reads it (EXIF), which is what turns it upright when converted.
-    turned = orientation(_vips_header(path, "jpeg")) in (5, 6, 7, 8)
+    turned = turn(path) in (5, 6, 7, 8)
     width, height = (facts.height, facts.width) if turned else (facts.width, facts.height)
     need = memory.jpeg(width * height, size, facts.coefficients)
     return _Header(width, height, 1, need, "progressive jpeg" if facts.coefficients else "")
@@ -163,6 +167,11 @@ def _webp_lossless(path: Path) -> bool:
                 return fourcc == b"VP8L"
             fh.seek(length + (length & 1), os.SEEK_CUR)
     return False
+
+
+def jpeg_orientation(path: Path) -> int:
+    """A JPEG's EXIF orientation as libvips reads it, which is what turns it upright when converted."""
+    return orientation(_vips_header(path, "jpeg"))
 
 
 def orientation(im: Any) -> int:
