@@ -296,6 +296,9 @@ class Ledger:
         """``relpath`` is synced to ``entry`` (its item, or another path's with ``dup_of``)."""
         args = [relpath, entry.to_json(), entry.sha256, "1" if entry.owner else "0"]
         self._record(keys=[self._paths, self._content, keys.intent(self.board_id, relpath)], args=args)
+        # An earlier version refused as bad (a file read while it was still being written) is history
+        # now: `status` must not go on counting it.
+        self.clear_rejection(relpath)
         if legacy_key:
             self.redis.delete(keys.intent(self.board_id, legacy_key))
 

@@ -107,6 +107,14 @@ def test_reject_reports_each_version_once(redis_client):
     assert ledger.reject("bad.png", 5, 2, "truncated") is True
 
 
+def test_a_file_refused_while_it_was_written_and_then_synced_is_no_longer_rejected(redis_client):
+    ledger = Ledger(redis_client, "b=")
+    ledger.reject("slow.png", 5, 1, "truncated png")  # read half-written
+    ledger.record("slow.png", entry(size=10, mtime_ns=2))  # then complete, and uploaded
+    assert ledger.rejections() == {}
+    assert ledger.rejected([("slow.png", 5, 1)]) == [False]
+
+
 # --- migration from the first layout ------------------------------------------------------------
 
 
