@@ -113,7 +113,7 @@ def test_upright_jpeg_still_goes_as_it_is(tmp_path):
 def test_orientation_set_to_1_in_either_byte_order():
     for order in ("<", ">"):
         tiff = (b"II*\x00" if order == "<" else b"MM\x00*") + (8).to_bytes(4, "little" if order == "<" else "big")
-        entry = int(0x0112).to_bytes(2, "little" if order == "<" else "big") + (3).to_bytes(2, "little" if order == "<" else "big")
+        entry = (0x0112).to_bytes(2, "little" if order == "<" else "big") + (3).to_bytes(2, "little" if order == "<" else "big")
         entry += (1).to_bytes(4, "little" if order == "<" else "big") + (8).to_bytes(2, "little" if order == "<" else "big") + b"\0\0"
         count = (1).to_bytes(2, "little" if order == "<" else "big")
         body = b"Exif\x00\x00" + tiff + count + entry + bytes(4)
