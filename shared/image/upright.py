@@ -21,7 +21,8 @@ import subprocess
 from shared.image import gps
 
 SECONDS = 30.0
-"""The most jpegtran may take (a 24 MP, 10 MB JPEG turns in about 0.3 s)."""
+"""The most jpegtran may take: a 24 MP, 17 MB JPEG (noise, q90) turned in 1.2 s, 143 MB peak RSS in
+jpegtran's own process (it holds every DCT coefficient); the files it gets are at most 6 MB."""
 
 ORIENTATION = 0x0112
 _TURNS = {
