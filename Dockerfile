@@ -17,6 +17,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # distribution's Python in /usr/bin (which refuses system-wide pip installs, PEP 668).
 RUN python3 -m venv /opt/venv
 
+# jpegtran turns a JPEG stored sideways upright without re-encoding it (shared/image/upright.py).
+RUN apt-get update -q \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends libjpeg-turbo-progs \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 
 # Dependencies first, from the locks alone (the versions the suite passed with, each file's hash checked),

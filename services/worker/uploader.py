@@ -33,7 +33,7 @@ from typing import Literal
 
 from shared import keys
 from shared.image import isolated
-from shared.imagetype import SAFE_KINDS, BadImage, ImageInfo, carries_gps
+from shared.imagetype import SAFE_KINDS, BadImage, ImageInfo, carries_gps, upright
 from shared.layout import cell_of_child, child_center, fit_geometry, frame_capacity, frame_folder, slot_center, slot_of_position
 from shared.ledger import Delivery, Intent, ItemEntry, Route
 from shared.log import get_logger
@@ -412,8 +412,9 @@ class Uploader:
         # auto: the file route whenever the bytes fit; the tunnel only for what does not.
         if mode is UploadMode.AUTO and (info.size <= self.settings.max_upload_bytes or not self.settings.tunnel_configured):
             return Route.FILE
-        # Nor may a photo that says where it was taken: uploaded, its GPS is cut out first.
-        if not self.settings.keep_gps and carries_gps(path, info.kind):
+        # Nor may a photo that says where it was taken (uploaded, its GPS is cut out first), nor a
+        # JPEG stored turned (uploaded upright: a renderer may ignore EXIF orientation).
+        if not upright(info.orientation) or (not self.settings.keep_gps and carries_gps(path, info.kind)):
             return Route.FILE
         result = self.ctx.tunnel.usable()
         self.ctx.tunnel.warn_once(result, log)

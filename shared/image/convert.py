@@ -32,7 +32,11 @@ refuses a picture over the budget before decoding it (``BadImage``, "too big to 
 memory (...)"); sent as it is, such a picture is never decoded and goes all the same. Pillow's
 pixels reach libvips packed a strip at a time (:func:`_packed`), never as a second whole copy.
 
-Files sent as they are keep every byte but their GPS position (:mod:`shared.image.gps`).
+Files sent as they are keep every byte but their GPS position (:mod:`shared.image.gps`). A JPEG
+stored turned (EXIF orientation other than 1) is not sent as it is: it goes upright with
+orientation 1, turned losslessly by jpegtran when the picture allows (:mod:`shared.image.upright`,
+metadata kept but GPS), else converted; a renderer that ignores the orientation then shows it as a
+viewer does, in the box sized from the displayed picture.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from shared.image import allocator, gps
+from shared.image import allocator, gps, upright
 from shared.image.memory import ANIMATION_PIXELS, DECODE_PIXELS
 from shared.image.sniff import SAFE_KINDS
 from shared.image.validate import MAX_PIXELS, BadImage, ImageInfo, orientation, short
@@ -90,8 +94,9 @@ def preload() -> None:
 
 def sendable_as_is(info: ImageInfo, max_bytes: int) -> bool:
     """True when :func:`prepare_upload` would send the file's own bytes (unchanged, or with only its
-    GPS position cut out), not a converted copy. A URL serves it unchanged: see :func:`carries_gps`."""
-    return info.kind in SAFE_KINDS and info.size <= max_bytes
+    GPS position cut out), not a converted copy. A URL serves it unchanged: see :func:`carries_gps`;
+    a JPEG stored turned is never sent as it is (:mod:`shared.image.upright`)."""
+    return info.kind in SAFE_KINDS and info.size <= max_bytes and upright.upright(info.orientation)
 
 
 def prepare_upload(path: str | os.PathLike[str], info: ImageInfo, max_bytes: int, keep_gps: bool = False,
@@ -105,6 +110,10 @@ def prepare_upload(path: str | os.PathLike[str], info: ImageInfo, max_bytes: int
     """
     path = Path(path)
     converter = converter or convert
+    if info.kind == "jpeg" and not upright.upright(info.orientation) and info.size <= max_bytes:
+        turned = _turned_lossless(path, info, max_bytes, keep_gps)
+        if turned is not None:
+            return turned
     if sendable_as_is(info, max_bytes):
         with open(path, "rb") as fh:
             content = fh.read(max_bytes + 1)
@@ -124,6 +133,23 @@ def prepare_upload(path: str | os.PathLike[str], info: ImageInfo, max_bytes: int
                 return Upload(stripped, info.content_type, path.name, info.width, info.height, None, "gps")
         del content
     return converter(path, info, max_bytes)
+
+
+def _turned_lossless(path: Path, info: ImageInfo, max_bytes: int, keep_gps: bool) -> Upload | None:
+    """A turned JPEG made upright by jpegtran, its metadata kept but GPS; None: convert it instead."""
+    with open(path, "rb") as fh:
+        content = upright.turn_lossless(fh.read(max_bytes + 1), info.orientation)
+    if content is None:
+        return None
+    try:
+        stripped = None if keep_gps else gps.remove_gps(content, "jpeg")
+    except gps.Unremovable:
+        return None  # converted: that drops all metadata
+    content = stripped or content
+    if len(content) > max_bytes:
+        return None
+    return Upload(content, info.content_type, path.name, info.width, info.height, "turned upright (lossless)",
+                  "gps" if stripped else None)
 
 
 def carries_gps(path: str | os.PathLike[str], kind: str) -> bool:

@@ -140,7 +140,7 @@ def strip_tiff(tiff: bytes) -> bytes | None:
         if offset in seen:
             continue
         seen.add(offset)
-        ifd = _read_ifd(tiff, offset, order)
+        ifd = read_ifd(tiff, offset, order)
         if ifd is None:
             if first:
                 raise Unremovable("EXIF's first IFD runs past its block")
@@ -161,7 +161,7 @@ def strip_tiff(tiff: bytes) -> bytes | None:
     return bytes(out) if found else None
 
 
-def _read_ifd(tiff: bytes, offset: int, order: str) -> tuple[list[_Entry], int] | None:
+def read_ifd(tiff: bytes, offset: int, order: str) -> tuple[list[_Entry], int] | None:
     """An IFD's entries and its next-IFD offset (0 when absent), or None when it does not fit."""
     if offset < 8 or offset + 2 > len(tiff):
         return None
@@ -178,7 +178,7 @@ def _read_ifd(tiff: bytes, offset: int, order: str) -> tuple[list[_Entry], int] 
 
 
 def _blank_gps_ifd(tiff: bytes, out: bytearray, offset: int, order: str) -> None:
-    ifd = _read_ifd(tiff, offset, order)
+    ifd = read_ifd(tiff, offset, order)
     if ifd is None:
         raise Unremovable("EXIF's GPS IFD runs past its block")
     entries, _ = ifd

@@ -51,6 +51,7 @@ class ImageInfo:
     too_big_to_convert: str | None = None
     """Why converting it would take more memory than :data:`shared.image.memory.BUDGET`, told from
     its header (None: it fits). Sent as it is, it needs no decoding and goes all the same."""
+    orientation: int = 1  # a JPEG's EXIF orientation as libvips reads it (1: stored upright); others 1
 
 
 class _Header(NamedTuple):
@@ -59,6 +60,7 @@ class _Header(NamedTuple):
     frames: int = 1
     need: int = 0  # bytes converting it takes at its peak (shared.image.memory)
     what: str = ""  # the kind as the reason names it when that is too much ("progressive jpeg")
+    orientation: int = 1
 
 
 def inspect(path: str | os.PathLike[str], jpeg_turn: Callable[[Path], int] | None = None) -> ImageInfo:
@@ -91,7 +93,7 @@ def inspect(path: str | os.PathLike[str], jpeg_turn: Callable[[Path], int] | Non
         if too_big:  # checking it decodes every frame
             raise BadImage(too_big)
         _decode_gif(path)
-    return ImageInfo(kind, CONTENT_TYPES[kind], facts.width, facts.height, size, facts.frames, facts.need, too_big)
+    return ImageInfo(kind, CONTENT_TYPES[kind], facts.width, facts.height, size, facts.frames, facts.need, too_big, facts.orientation)
 
 
 def guard_pixels(width: int, height: int) -> None:
@@ -122,10 +124,10 @@ def _check_jpeg(fh: BinaryIO, size: int, path: Path, turn: Callable[[Path], int]
     except jpeg.JpegProblem as exc:
         raise BadImage(str(exc)) from None
     guard_pixels(facts.width, facts.height)
-    turned = turn(path) in (5, 6, 7, 8)
-    width, height = (facts.height, facts.width) if turned else (facts.width, facts.height)
+    exif_turn = turn(path)  # as libvips reads it (EXIF): what turns it upright when converted
+    width, height = (facts.height, facts.width) if exif_turn in (5, 6, 7, 8) else (facts.width, facts.height)
     need = memory.jpeg(width * height, size, facts.coefficients)
-    return _Header(width, height, 1, need, "progressive jpeg" if facts.coefficients else "")
+    return _Header(width, height, 1, need, "progressive jpeg" if facts.coefficients else "", exif_turn)
 
 
 def _header(path: Path, kind: str) -> _Header:

@@ -22,7 +22,7 @@ def encoded(im: Image.Image, fmt: str, **options) -> bytes:
 WHEN = "2024:05:17"  # the GPS date stamp: its bytes must be gone, not only unreachable
 
 
-def gps_exif(endian: str = ">", orientation: int = 6) -> Image.Exif:
+def gps_exif(endian: str = ">", orientation: int = 1) -> Image.Exif:
     exif = Image.Exif()
     exif.endian = endian
     exif[0x0112] = orientation

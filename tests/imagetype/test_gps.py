@@ -74,17 +74,17 @@ def test_jpeg_loses_gps_keeps_orientation_other_tags_and_pixels(tmp_path, endian
     assert (upload.stripped, upload.converted, upload.content_type) == ("gps", None, "image/jpeg")
     assert_no_gps(upload.content)
     exif = read_exif(upload.content)
-    assert exif[0x0112] == 6 and exif[0x010F] == "PhoneMaker"
+    assert exif[0x0112] == 1 and exif[0x010F] == "PhoneMaker"
     assert pixels(upload.content) == pixels(original)
     assert len(upload.content) == len(original)
     jpegcheck.check(io.BytesIO(upload.content), len(upload.content))  # still a complete JPEG
     again = inspect(write(tmp_path / "sent.jpg", upload.content))
-    assert (again.width, again.height) == (48, 64)  # still turned by its Orientation
+    assert (again.width, again.height) == (64, 48)
 
 
 def test_jpeg_without_gps_goes_byte_for_byte(tmp_path):
     exif = Image.Exif()
-    exif[0x0112] = 6
+    exif[0x0112] = 1  # a JPEG stored turned goes upright instead: tests/imagetype/test_upright.py
     xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"/></x:xmpmeta>'
     path = write(tmp_path / "plain.jpg", encoded(noisy(64, 48), "JPEG", exif=exif.tobytes(), xmp=xmp))
     upload = prepare_upload(path, inspect(path), 6 * MB)
@@ -113,7 +113,7 @@ def test_pictures_appended_by_mpf_lose_gps_too(tmp_path):
     with Image.open(io.BytesIO(upload.content)) as im:
         for frame in range(im.n_frames):
             im.seek(frame)
-            assert im.getexif().get_ifd(0x8825) == {} and im.getexif()[0x0112] == 6
+            assert im.getexif().get_ifd(0x8825) == {} and im.getexif()[0x0112] == 1
     assert jpegcheck.check(io.BytesIO(upload.content), len(upload.content)).appended == 1
 
 
@@ -228,7 +228,7 @@ def test_png_xmp_gps_is_blanked(tmp_path, compressed):
 
 
 def test_png_exif_chunk_loses_gps_keeps_orientation(tmp_path):
-    original = encoded(noisy(40, 30, "RGBA"), "PNG", exif=gps_exif("<").tobytes())
+    original = encoded(noisy(40, 30, "RGBA"), "PNG", exif=gps_exif("<", orientation=6).tobytes())
     path = write(tmp_path / "shot.png", original)
     upload = prepare_upload(path, inspect(path), 6 * MB)
     assert upload.stripped == "gps" and len(upload.content) == len(original)
@@ -259,7 +259,7 @@ def test_png_imagemagick_raw_exif_profile_with_gps_is_dropped(tmp_path):
 @pytest.mark.parametrize("fmt, kind", [("WEBP", "webp"), ("TIFF", "tiff")])
 def test_converted_kinds_carry_no_exif_at_all(tmp_path, fmt, kind):
     path = tmp_path / f"pic.{kind}"
-    noisy(64, 48).save(path, fmt, exif=gps_exif().tobytes())
+    noisy(64, 48).save(path, fmt, exif=gps_exif(orientation=6).tobytes())
     assert read_exif(path.read_bytes()).get_ifd(0x8825)
     upload = prepare_upload(path, inspect(path), 6 * MB)
     assert upload.converted.startswith(f"{kind}->jpeg") and upload.stripped is None
